@@ -1,0 +1,334 @@
+"""Configuration: tiers, run addressing and validation.
+
+`config.yaml` holds a `defaults` block and per-tier overrides (`tiers.smoke`, `tiers.laptop`,
+`tiers.paper`). The active tier is the deep merge of the two. A figure declares a sweep (`grid` of
+run parameters, optional `fixed` overrides); every point of every sweep is one Stage-1 run,
+addressed by a readable id such as ``pe=ape_K=8192_B=4_eps=0.1_alpha=0_layers=2_heads=1``. Equal
+parameters give equal ids, so a run shared by several figures is trained once.
+
+Validation happens in two passes, both before any job runs: structure against the JSON schema in
+``workflow/schemas/config.schema.yaml`` (unknown keys, wrong types) and semantics here (K a multiple
+of L, N divisible by B, model width divisible by the head count, ...). Errors name the config key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from mmicl.data.sequences import SequenceSpec
+from mmicl.figures import FIGURES
+from mmicl.models.decoder import PE_KINDS, DecoderConfig
+
+TIERS = ("smoke", "laptop", "paper")
+
+# Always present in a Stage-1 run id, in this order; other keys appear only when they differ from
+# the tier default. Short aliases keep ids readable.
+CORE_RUN_KEYS = ("pe", "K", "B", "eps", "alpha", "n_layers", "n_heads")
+KEY_ALIASES = {"n_layers": "layers", "n_heads": "heads"}
+ALIAS_KEYS = {v: k for k, v in KEY_ALIASES.items()}
+# Keys that only matter for some position encodings; reset to the default elsewhere so that, e.g.,
+# an APE run requested with rope_impl=standard is the same run as the plain APE one.
+ROPE_ONLY_KEYS = ("rope_impl", "rope_theta")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the offending key in the message."""
+
+
+# --------------------------------------------------------------------------------------------
+# loading and validation
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """Recursively merge `override` into a copy of `base` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _format_path(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate_schema(config: Mapping, schema_path: str | Path) -> None:
+    """Check `config` against the JSON schema; raise ConfigError naming the first bad key."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(dict(config)), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    messages = []
+    for err in errors[:5]:
+        where = _format_path(err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            unknown = sorted(set(err.instance) - set(allowed))
+            messages.append(
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"expected one of: {', '.join(allowed)}"
+            )
+        elif err.validator == "enum":
+            messages.append(
+                f"{where}: {err.instance!r} is not allowed; expected one of: "
+                f"{', '.join(map(str, err.validator_value))}"
+            )
+        else:
+            messages.append(f"{where}: {err.message}")
+    raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
+
+
+def load_config(path: str | Path, schema_path: str | Path, overrides: Mapping | None = None) -> dict:
+    """Read a config file, apply command-line overrides, validate structure and semantics."""
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    if overrides:
+        config = deep_merge(config, overrides)
+    validate_schema(config, schema_path)
+    tier_config(config)  # semantic checks
+    return config
+
+
+def tier_config(config: Mapping) -> dict:
+    """The active tier's settings: `defaults` deep-merged with `tiers[tier]`, semantically checked."""
+    tier = config.get("tier", "laptop")
+    tiers = config.get("tiers", {})
+    if tier not in tiers:
+        raise ConfigError(f"tier={tier!r} is not defined; expected one of: {', '.join(tiers)}")
+    merged = deep_merge(config.get("defaults", {}), tiers[tier] or {})
+    merged["tier"] = tier
+    merged["device"] = config.get("device", "cpu")
+    merged["results"] = config.get("results", "results")
+    check_tier(merged)
+    return merged
+
+
+def check_tier(tier: Mapping) -> None:
+    """Semantic checks of every run any figure asks for: stops before a single job is scheduled."""
+    where = f"tiers.{tier['tier']}"
+    _check_train(tier["train"], f"{where}.train")
+    for name, sweep in tier.get("figures", {}).items():
+        if name not in FIGURES:
+            raise ConfigError(
+                f"{where}.figures: unknown figure {name!r}; expected one of: {', '.join(FIGURES)}"
+            )
+        for params in sweep_points(tier, name):
+            try:
+                stage1_specs(params)
+            except (ValueError, KeyError) as exc:
+                raise ConfigError(f"{where}.figures.{name}: {exc}") from None
+
+
+def _check_train(train: Mapping, where: str) -> None:
+    for key in ("eval_every", "checkpoint_every"):
+        if train[key] > train["iterations"]:
+            raise ConfigError(
+                f"{where}.{key}={train[key]} exceeds {where}.iterations={train['iterations']}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# sweeps and run ids
+
+
+def sweep_points(tier: Mapping, figure: str) -> list[dict]:
+    """Full Stage-1 parameter dicts (seed excluded) of every grid point of a figure, canonicalised."""
+    try:
+        sweep = tier["figures"][figure]
+    except KeyError:
+        raise ConfigError(
+            f"unknown figure {figure!r}; configured: {', '.join(tier.get('figures', {}))}"
+        ) from None
+    defaults = tier["stage1"]
+    base = deep_merge(defaults, sweep.get("fixed", {}))
+    points = []
+    for grid in grids_of(sweep):
+        for key in list(grid) + list(sweep.get("fixed", {})):
+            if key not in defaults:
+                raise ConfigError(
+                    f"figures.{figure}: {key!r} is not a Stage-1 parameter; "
+                    f"expected one of: {', '.join(defaults)}"
+                )
+        for values in itertools.product(*grid.values()):
+            params = {**base, **dict(zip(grid, values))}
+            points.append(canonical_params(params, defaults))
+    return points
+
+
+def grids_of(sweep: Mapping) -> list[dict]:
+    """A figure's grid as a list of mappings (a single mapping is a list of one)."""
+    grid = sweep.get("grid", {})
+    return list(grid) if isinstance(grid, list) else [grid]
+
+
+def canonical_params(params: Mapping, defaults: Mapping) -> dict:
+    """Reset parameters that do not affect this run (RoPE settings of a non-RoPE model)."""
+    out = dict(params)
+    if out["pe"] not in ("rope", "hybrid"):
+        for key in ROPE_ONLY_KEYS:
+            out[key] = defaults[key]
+    return out
+
+
+def format_value(value: Any) -> str:
+    """Stable, readable text for a run-id value: 0.1 -> '0.1', 1.0 -> '1', True -> 'true'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, Mapping):  # per-PE defaults such as D
+        return "+".join(f"{k}{format_value(v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def run_id(params: Mapping, defaults: Mapping) -> str:
+    """The readable address of a Stage-1 run (seed excluded)."""
+    params = canonical_params(params, defaults)
+    parts = [f"{KEY_ALIASES.get(k, k)}={format_value(params[k])}" for k in CORE_RUN_KEYS]
+    for key in defaults:
+        if key not in CORE_RUN_KEYS and params[key] != defaults[key]:
+            parts.append(f"{KEY_ALIASES.get(key, key)}={format_value(params[key])}")
+    return "_".join(parts)
+
+
+def parse_run_id(text: str, defaults: Mapping) -> dict:
+    """Inverse of `run_id`: the full parameter dict, typed like the defaults."""
+    params = dict(defaults)
+    for part in _split_run_id(text):
+        key, _, raw = part.partition("=")
+        key = ALIAS_KEYS.get(key, key)
+        if key not in defaults:
+            raise ConfigError(f"run id {text!r}: unknown parameter {key!r}")
+        params[key] = _parse_value(raw, defaults[key], key)
+    return canonical_params(params, defaults)
+
+
+def _split_run_id(text: str) -> list[str]:
+    # Keys may contain underscores (p_bursty) but values never do, so a part ends at the first
+    # '_'-separated token that holds an '='.
+    parts, buffer = [], []
+    for token in text.split("_"):
+        buffer.append(token)
+        if "=" in token:
+            parts.append("_".join(buffer))
+            buffer = []
+    if buffer:
+        raise ConfigError(f"run id {text!r}: trailing text {'_'.join(buffer)!r} has no '='")
+    return parts
+
+
+def _parse_value(raw: str, default: Any, key: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw not in ("true", "false"):
+                raise ValueError
+            return raw == "true"
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Mapping):  # a per-PE default overridden by one integer
+            return int(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"run id: cannot read {key}={raw!r}") from None
+
+
+def figure_runs(tier: Mapping, figure: str) -> list[tuple[str, int]]:
+    """(run id, seed) pairs a figure needs."""
+    defaults = tier["stage1"]
+    ids = dict.fromkeys(run_id(p, defaults) for p in sweep_points(tier, figure))
+    return [(rid, seed) for rid in ids for seed in tier["seeds"]]
+
+
+def all_runs(tier: Mapping) -> list[tuple[str, int]]:
+    """Every Stage-1 (run id, seed) of the tier, deduplicated across figures."""
+    runs = {}
+    for figure in tier.get("figures", {}):
+        runs.update(dict.fromkeys(figure_runs(tier, figure)))
+    return list(runs)
+
+
+# --------------------------------------------------------------------------------------------
+# typed specs of one run
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adam"  # sgd | adam | adamw; the paper: sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    momentum: float = 0.0  # SGD only; the reference uses plain SGD
+    batch_size: int = 128
+    iterations: int = 2000
+    eval_every: int = 100
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(
+                f"optimizer={self.optimizer!r} is not supported; expected one of: sgd, adam, adamw"
+            )
+        for key in ("batch_size", "iterations", "eval_every", "checkpoint_every"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key}={getattr(self, key)} must be a positive integer")
+
+
+def content_dim(params: Mapping) -> int:
+    """D of a run: an int, or a per-PE mapping (APE 63 and hybrid 62 keep the width at 128)."""
+    D = params["D"]
+    if isinstance(D, Mapping):
+        if params["pe"] not in D:
+            raise ValueError(f"D has no entry for pe={params['pe']!r}; got keys {sorted(D)}")
+        return int(D[params["pe"]])
+    return int(D)
+
+
+def stage1_specs(params: Mapping) -> tuple[dict, SequenceSpec, DecoderConfig]:
+    """World spec, training-sequence spec and decoder config of one Stage-1 parameter dict."""
+    if params["pe"] not in PE_KINDS:
+        raise ValueError(
+            f"pe={params['pe']!r} is not a known position encoding; expected one of: "
+            f"{', '.join(PE_KINDS)}"
+        )
+    K, L = int(params["K"]), int(params["L"])
+    if K % L:
+        raise ValueError(f"K={K} must be a multiple of L={L} (every label owns K/L classes)")
+    world = {"K": K, "L": L, "D": content_dim(params)}
+    seq = SequenceSpec(
+        N=params["N"], B=params["B"], p_bursty=params["p_bursty"], p_novel=params["p_novel"],
+        eps=params["eps"], alpha=params["alpha"], no_repeats=params["no_repeats"],
+    )
+    model = DecoderConfig(
+        content_dim=world["D"], n_labels=L, n_layers=params["n_layers"],
+        n_heads=params["n_heads"], pe=params["pe"], rope_impl=params["rope_impl"],
+        rope_theta=float(params["rope_theta"]), rms_norm=params["rms_norm"],
+        mlp_variant=params["mlp_variant"],
+    )
+    return world, seq, model
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """Independent seeds for init / training data / evaluation data from one run seed."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def world_filename(seed: int, world: Mapping) -> str:
+    return f"seed={seed}_K={world['K']}_L={world['L']}_D={world['D']}.parquet"
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

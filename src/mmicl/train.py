@@ -1,0 +1,203 @@
+"""Stage-1 training of one run: fixed evaluation sets, periodic evaluation, kill-safe resume.
+
+One run = one world, one sequence spec, one decoder config, one seed. Three independent seeds are
+derived from the run seed (model init, training data, evaluation data) and recorded in config.json.
+The full training state (weights, optimizer, data-generator state, curve so far) is checkpointed
+every `checkpoint_every` steps to ``resume.pt``; a rerun after a kill continues from there and ends
+bit-identical to an uninterrupted run (the training stream depends only on the generator state).
+Outputs are written atomically at the end, so a killed job leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mmicl import io, paths
+from mmicl.config import TrainConfig, derive_seed
+from mmicl.data.sequences import SequenceSpec, generate_sequences, make_test_sets, save_batches
+from mmicl.data.worlds import World
+from mmicl.evaluate import evaluate, mean_attention
+from mmicl.models.decoder import Decoder, DecoderConfig
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    run: int
+    init: int
+    train_data: int
+    eval_data: int
+
+    @classmethod
+    def from_run_seed(cls, seed: int) -> "RunSeeds":
+        return cls(seed, derive_seed(seed, "init"), derive_seed(seed, "train-data"),
+                   derive_seed(seed, "eval-data"))
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def init_model(cfg: DecoderConfig, seed: int, device: str | torch.device) -> Decoder:
+    """Build the decoder from its own RNG stream, leaving the global torch RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Decoder(cfg)
+    return model.to(device)
+
+
+class _TrainWindow:
+    """Running train loss/accuracy between two evaluations, kept on the device (no sync per step)."""
+
+    def __init__(self, device):
+        self.device = device
+        self.reset()
+
+    def reset(self):
+        self.loss = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device)
+        self.count = 0
+
+    def add(self, loss, logits, targets):
+        self.loss += loss.detach() * targets.shape[0]
+        self.correct += (logits.argmax(-1) == targets).sum()
+        self.count += targets.shape[0]
+
+    def summary(self) -> dict | None:
+        if not self.count:
+            return None
+        return {"loss": self.loss.item() / self.count, "accuracy": self.correct.item() / self.count}
+
+    def state(self):
+        return {"loss": self.loss, "correct": self.correct, "count": self.count}
+
+    def load(self, state):
+        self.loss, self.correct, self.count = state["loss"], state["correct"], state["count"]
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_run(
+    world: World,
+    seq: SequenceSpec,
+    model_cfg: DecoderConfig,
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    seed: int,
+    test_set_size: int = 1000,
+    attention_sequences: int = 256,
+    device: str = "cpu",
+    meta: dict | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train one Stage-1 run and write model.pt, testsets.pt, curve.parquet, final.parquet,
+    attention.parquet and config.json into `out_dir`. Returns the learning curve."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seeds = RunSeeds.from_run_seed(seed)
+    spec = {
+        "meta": meta or {},
+        "world": {"seed": world.seed, "K": world.K, "L": world.L, "D": world.D},
+        "sequences": asdict(seq),
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "seeds": asdict(seeds),
+        "test_set_size": test_set_size,
+        "device": str(device),
+    }
+    fingerprint = spec_hash(spec)
+
+    world_dev = world.to(device)
+    model = init_model(model_cfg, seeds.init, device)
+    optimizer = make_optimizer(model.parameters(), train_cfg)
+    test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
+    data_gen = torch.Generator(device=device).manual_seed(seeds.train_data)
+    window = _TrainWindow(device)
+    rows: list[dict] = []
+    step = 0
+
+    resume_path = paths.resume_checkpoint(out_dir)
+    if resume_path.exists():
+        state = io.load_torch(resume_path, map_location=device)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            data_gen.set_state(state["data_gen"].cpu() if str(device) == "cpu" else state["data_gen"])
+            window.load(state["window"])
+            rows, step = list(state["rows"]), int(state["step"])
+            print(f"resuming {out_dir} from step {step}", file=sys.stderr)
+        else:
+            print(f"ignoring {resume_path}: it belongs to a different configuration", file=sys.stderr)
+
+    def log_eval(iteration: int):
+        for name, m in evaluate(model, test_sets, model_cfg.n_labels).items():
+            rows.append({"iteration": iteration, "split": name, **m})
+        train = window.summary()
+        if train is not None:
+            rows.append({"iteration": iteration, "split": "train", **train})
+        window.reset()
+
+    if step == 0:
+        log_eval(0)
+    started = time.perf_counter()
+    model.train()
+    bar = tqdm(total=train_cfg.iterations, initial=step, disable=not progress, mininterval=5,
+               desc=str(meta.get("run", out_dir.name) if meta else out_dir.name), file=sys.stderr)
+    while step < train_cfg.iterations:
+        batch = generate_sequences(world_dev, seq, train_cfg.batch_size, data_gen)
+        logits = model(batch.inputs, batch.pos_offsets)
+        loss = F.cross_entropy(logits, batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window.add(loss, logits, batch.targets)
+        step += 1
+        bar.update(1)
+        if step % train_cfg.eval_every == 0 or step == train_cfg.iterations:
+            log_eval(step)
+            ic = rows[-5]["accuracy"] if len(rows) >= 5 else float("nan")
+            bar.set_postfix(loss=f"{loss.item():.3f}", IC=f"{ic:.2f}", refresh=False)
+        if step % train_cfg.checkpoint_every == 0 and step < train_cfg.iterations:
+            io.save_torch({
+                "fingerprint": fingerprint, "step": step, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "data_gen": data_gen.get_state(),
+                "window": window.state(), "rows": rows,
+            }, resume_path)
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    curve = pd.DataFrame(rows)
+    final = curve[curve.iteration == curve.iteration.max()].copy()
+    attention = mean_attention(model, test_sets["IC"], attention_sequences)
+    attention.insert(0, "split", "IC")
+
+    save_batches(test_sets, out_dir / "testsets.pt")
+    io.save_torch(model.state_dict(), out_dir / "model.pt")
+    io.write_parquet(curve, out_dir / "curve.parquet")
+    io.write_parquet(final, out_dir / "final.parquet")
+    io.write_parquet(attention, out_dir / "attention.parquet")
+    io.write_json({
+        **spec, "fingerprint": fingerprint, "num_params": model.num_params(),
+        "train_seconds_this_process": round(elapsed, 3),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "command": sys.argv,
+    }, out_dir / "config.json")
+    resume_path.unlink(missing_ok=True)
+    return curve
