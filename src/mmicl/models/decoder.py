@@ -1,0 +1,251 @@
+"""The 2-layer decoder of the paper (protocol §2.1-2.5), with the authors' quirks as options.
+
+No token embedding: the input vectors (an optional one-hot position block followed by the content)
+are the residual stream. Pre-norm blocks with RMSNorm, attention with APE / RoPE / ALiBi / hybrid
+positions, a 3-matrix SiLU MLP, a final RMSNorm and a linear read-out at the last position.
+
+References: Reddy (2023) "The mechanistic basis of data dependence and abrupt learning in an
+in-context classification task"; Su et al. (2021) RoPE; Press et al. (2022) ALiBi.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PE_KINDS = ("ape", "rope", "alibi", "hybrid")
+ROPE_IMPLS = ("reference", "standard")
+MLP_VARIANTS = ("reference", "swiglu")
+
+
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x^2) + eps) * w, computed in float32."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half-concatenated cos/sin tables (T, head_dim): [cos(t θ_0..θ_{d/2-1}), same again]."""
+    freqs = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float64), freqs)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().float(), angles.sin().float()
+
+
+def rotate(x: torch.Tensor, impl: str) -> torch.Tensor:
+    """The 'rotate-half' partner of x. `reference` pairs even/odd coordinates while the tables pair
+    (i, i + d/2): the authors' map is therefore neither orthogonal nor relative (§2.3)."""
+    if impl == "reference":
+        return torch.cat([-x[..., 1::2], x[..., 0::2]], dim=-1)
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, impl: str) -> torch.Tensor:
+    """x: (..., T, head_dim); cos/sin: (T, head_dim)."""
+    return x * cos + rotate(x, impl) * sin
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """Press et al.: 2^(-8(h+1)/n) for n a power of two, else the interleaved extension."""
+
+    def power_of_two(n: int) -> list[float]:
+        return [2 ** (-8 * (h + 1) / n) for h in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return torch.tensor(power_of_two(n_heads))
+    closest = 2 ** math.floor(math.log2(n_heads))
+    extra = power_of_two(2 * closest)[0::2][: n_heads - closest]
+    return torch.tensor(power_of_two(closest) + extra)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    content_dim: int  # D: width of the content part of each token
+    n_labels: int  # L: output classes
+    n_layers: int = 2
+    n_heads: int = 1
+    pe: str = "rope"  # ape | rope | alibi | hybrid (APE block + RoPE)
+    rope_impl: str = "reference"  # reference: the authors' non-rotation; standard: a true rotation
+    rope_theta: float = 10000.0
+    rms_norm: bool = True  # False = no normalisation anywhere (as in the reference)
+    norm_eps: float = 1e-5
+    mlp_variant: str = "reference"  # reference: W3 SiLU((W1x)*(W2x)); swiglu: W3 (SiLU(W1x)*(W2x))
+    n_max: int = 32  # APE block has 2*n_max+1 columns (hybrid 2*n_max+2), as in the reference
+    max_seq_len: int = 128  # length of the RoPE tables
+
+    def __post_init__(self):
+        for key, allowed in (("pe", PE_KINDS), ("rope_impl", ROPE_IMPLS),
+                             ("mlp_variant", MLP_VARIANTS)):
+            value = getattr(self, key)
+            if value not in allowed:
+                what = "position encoding" if key == "pe" else key
+                raise ValueError(
+                    f"{key}={value!r} is not a known {what}; expected one of: {', '.join(allowed)}"
+                )
+        for key in ("content_dim", "n_labels", "n_layers", "n_heads", "n_max", "max_seq_len"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{key}={value!r} must be a positive integer")
+        if self.dim % self.n_heads:
+            fits = self.n_heads * math.ceil(self.dim / self.n_heads) - self.n_pos_columns
+            raise ValueError(
+                f"n_heads={self.n_heads} does not divide the model width {self.dim} "
+                f"(= {self.n_pos_columns} position columns + content_dim {self.content_dim}); "
+                f"e.g. content_dim={fits} would work"
+            )
+        if self.uses_rope and self.head_dim % 2:
+            raise ValueError(f"RoPE needs an even head_dim, got {self.head_dim}")
+
+    @property
+    def n_pos_columns(self) -> int:
+        return {"ape": 2 * self.n_max + 1, "hybrid": 2 * self.n_max + 2}.get(self.pe, 0)
+
+    @property
+    def dim(self) -> int:
+        return self.n_pos_columns + self.content_dim
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def uses_rope(self) -> bool:
+        return self.pe in ("rope", "hybrid")
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        dim = cfg.dim
+        self.wq = nn.Linear(dim, dim, bias=False)
+        self.wk = nn.Linear(dim, dim, bias=False)
+        self.wv = nn.Linear(dim, dim, bias=False)
+        # The reference adds the head mix to the residual directly when there is one head.
+        self.wo = nn.Linear(dim, dim, bias=False) if cfg.n_heads > 1 else None
+        for lin in (self.wq, self.wk, self.wv, self.wo):
+            if lin is not None:
+                nn.init.normal_(lin.weight, std=0.02)
+
+    def forward(self, x, mask, rope, head_mask=None):
+        """x: (S, T, dim); mask: (T, T) or (H, T, T) additive; returns output and probabilities."""
+        S, T, _ = x.shape
+        H, hd = self.cfg.n_heads, self.cfg.head_dim
+        q, k, v = (w(x).view(S, T, H, hd).transpose(1, 2) for w in (self.wq, self.wk, self.wv))
+        if rope is not None:
+            cos, sin = rope
+            q = apply_rope(q, cos[:T], sin[:T], self.cfg.rope_impl)
+            k = apply_rope(k, cos[:T], sin[:T], self.cfg.rope_impl)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd) + mask
+        probs = torch.softmax(scores.float(), dim=-1).type_as(q)  # (S, H, T, T)
+        heads = probs @ v  # (S, H, T, hd)
+        if head_mask is not None:  # knockout: remove a head's value mix before Wo
+            heads = heads * head_mask.view(1, H, 1, 1).to(heads.dtype)
+        out = heads.transpose(1, 2).reshape(S, T, H * hd)
+        return (self.wo(out) if self.wo is not None else out), probs
+
+
+class FeedForward(nn.Module):
+    """Hidden width = dim; PyTorch's default Linear init (the reference's custom init never runs)."""
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.variant = cfg.mlp_variant
+        self.w1 = nn.Linear(cfg.dim, cfg.dim)
+        self.w2 = nn.Linear(cfg.dim, cfg.dim)
+        self.w3 = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, x):
+        if self.variant == "reference":
+            return self.w3(F.silu(self.w1(x) * self.w2(x)))
+        return self.w3(F.silu(self.w1(x)) * self.w2(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.attention = Attention(cfg)
+        self.feed_forward = FeedForward(cfg)
+        norm = (lambda: RMSNorm(cfg.dim, cfg.norm_eps)) if cfg.rms_norm else nn.Identity
+        self.attention_norm = norm()
+        self.ffn_norm = norm()
+
+    def forward(self, x, mask, rope, head_mask=None):
+        attn_out, probs = self.attention(self.attention_norm(x), mask, rope, head_mask)
+        h = x + attn_out
+        return h + self.feed_forward(self.ffn_norm(h)), probs
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps) if cfg.rms_norm else nn.Identity()
+        self.out = nn.Linear(cfg.dim, cfg.n_labels, bias=False)
+        nn.init.normal_(self.out.weight, std=0.02)
+        # Tables are buffers so .to(device) moves them, non-persistent so checkpoints hold weights only.
+        if cfg.uses_rope:
+            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        if cfg.pe == "alibi":
+            self.register_buffer("alibi", alibi_slopes(cfg.n_heads), persistent=False)
+
+    def embed(self, content: torch.Tensor, pos_offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Residual input (S, T, dim): for APE/hybrid a one-hot block with token t of sequence s
+        at column pos_offsets[s] + t, then the content; otherwise the content itself."""
+        if not self.cfg.n_pos_columns:
+            return content
+        if pos_offsets is None:
+            raise ValueError(f"pe={self.cfg.pe!r} needs pos_offsets (the per-sequence APE shift)")
+        S, T, _ = content.shape
+        columns = pos_offsets.view(S, 1) + torch.arange(T, device=content.device)
+        if int(columns.max()) >= self.cfg.n_pos_columns:
+            raise ValueError(
+                f"APE shift + length exceeds the {self.cfg.n_pos_columns} position columns"
+            )
+        block = F.one_hot(columns, self.cfg.n_pos_columns).to(content.dtype)
+        return torch.cat([block, content], dim=-1)
+
+    def _mask(self, T: int, device) -> torch.Tensor:
+        causal = torch.full((T, T), float("-inf"), device=device).triu(1)
+        if self.cfg.pe != "alibi":
+            return causal
+        pos = torch.arange(T, device=device)
+        distance = (pos.view(T, 1) - pos.view(1, T)).clamp(min=0).float()
+        return causal - self.alibi.view(-1, 1, 1) * distance  # (H, T, T)
+
+    def forward(self, content, pos_offsets=None, return_attn=False, head_mask=None):
+        """content (S, T, content_dim) -> logits (S, n_labels) read at the last position; with
+        return_attn also the attention probabilities (n_layers, S, n_heads, T, T).
+        head_mask (n_layers, n_heads) multiplies each head's output (0 = knocked out)."""
+        x = self.embed(content, pos_offsets)
+        T = x.shape[1]
+        if T > self.cfg.max_seq_len and self.cfg.uses_rope:
+            raise ValueError(f"sequence length {T} exceeds max_seq_len={self.cfg.max_seq_len}")
+        mask = self._mask(T, x.device)
+        rope = (self.rope_cos, self.rope_sin) if self.cfg.uses_rope else None
+        attns = []
+        for i, layer in enumerate(self.layers):
+            x, probs = layer(x, mask, rope, None if head_mask is None else head_mask[i])
+            attns.append(probs)
+        logits = self.out(self.norm(x[:, -1]))
+        if return_attn:
+            return logits, torch.stack(attns)
+        return logits
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

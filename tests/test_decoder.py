@@ -1,0 +1,192 @@
+"""The decoder: parameter counts, the authors' RoPE quirk, attention shapes, knockout equivalence."""
+
+import math
+
+import pytest
+import torch
+
+from mmicl.models.decoder import (
+    PE_KINDS, Decoder, DecoderConfig, alibi_slopes, apply_rope, rope_tables,
+)
+
+CONTENT_DIM = {"ape": 63, "hybrid": 62, "rope": 64, "alibi": 64}  # width 128 or 64
+
+
+def make(pe="rope", heads=1, seed=0, **kw):
+    torch.manual_seed(seed)
+    return Decoder(DecoderConfig(content_dim=kw.pop("content_dim", CONTENT_DIM[pe]), n_labels=32,
+                                 n_heads=heads, pe=pe, **kw))
+
+
+def inputs(model, S=4, N=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(S, 2 * N + 1, model.cfg.content_dim, generator=g)
+    offsets = torch.randint(0, 2 * model.cfg.n_max - 2 * N + 1, (S,), generator=g)
+    return x, offsets
+
+
+def test_parameter_counts_match_protocol():
+    # RoPE, D=64 (width 64): attention 3*64^2, MLP 3*(64^2+64), two norms 2*64 per layer.
+    per_layer = 3 * 64**2 + 3 * (64**2 + 64) + 2 * 64
+    assert per_layer == 24_896
+    assert make("rope").num_params() == 2 * per_layer + 64 + 64 * 32 == 51_904
+    # APE, D=64: width 65 + 64 = 129.
+    w = 129
+    per_layer = 3 * w**2 + 3 * (w**2 + w) + 2 * w
+    assert per_layer == 100_491
+    model = make("ape", content_dim=64)
+    assert model.num_params() == 2 * per_layer + w + w * 32
+
+
+def test_output_projection_only_with_several_heads():
+    assert not any(".wo." in k for k in make("rope", heads=1).state_dict())
+    keys = make("rope", heads=2).state_dict()
+    assert "layers.0.attention.wo.weight" in keys and "layers.1.attention.wo.weight" in keys
+    assert {"norm.weight", "out.weight", "layers.0.feed_forward.w1.bias",
+            "layers.0.attention_norm.weight", "layers.0.ffn_norm.weight"} <= set(keys)
+
+
+def rope_matrix(pos, impl, d=8):
+    """The linear map the RoPE of position `pos` applies to a head vector, column by column."""
+    cos, sin = rope_tables(d, 32, 10000.0)
+    eye = torch.eye(d, dtype=torch.float32)
+    return apply_rope(eye, cos[pos], sin[pos], impl).T  # column j = image of e_j
+
+
+def test_standard_rope_is_an_orthogonal_relative_rotation():
+    for m in (1, 3, 7):
+        M = rope_matrix(m, "standard")
+        torch.testing.assert_close(M.T @ M, torch.eye(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(rope_matrix(2, "standard").T @ rope_matrix(5, "standard"),
+                               rope_matrix(10, "standard").T @ rope_matrix(13, "standard"),
+                               atol=1e-5, rtol=0)
+
+
+def test_reference_rope_is_neither_orthogonal_nor_relative():
+    M = rope_matrix(3, "reference")
+    assert (M.T @ M - torch.eye(8)).abs().max() > 0.1
+    diff = (rope_matrix(2, "reference").T @ rope_matrix(5, "reference")
+            - rope_matrix(10, "reference").T @ rope_matrix(13, "reference")).abs().max()
+    assert diff > 0.1
+
+
+@pytest.mark.parametrize("pe", PE_KINDS)
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_attention_shape_causality_and_normalisation(pe, heads):
+    model = make(pe, heads)
+    x, off = inputs(model)
+    logits, attn = model(x, off, return_attn=True)
+    assert logits.shape == (4, 32)
+    assert attn.shape == (2, 4, heads, 17, 17)
+    upper = torch.triu(torch.ones(17, 17, dtype=torch.bool), 1)
+    assert attn[..., upper].abs().max() == 0
+    torch.testing.assert_close(attn.sum(-1), torch.ones(2, 4, heads, 17))
+    # a future token cannot change earlier attention rows
+    x2 = x.clone()
+    x2[:, -1] += 1.0
+    _, attn2 = model(x2, off, return_attn=True)
+    torch.testing.assert_close(attn[..., :-1, :], attn2[..., :-1, :])
+
+
+def test_ape_block_sits_at_shift_plus_position():
+    model = make("ape")
+    x, off = inputs(model)
+    emb = model.embed(x, off)
+    assert emb.shape == (4, 17, 65 + 63)
+    for s in range(4):
+        for t in range(17):
+            row = emb[s, t, :65]
+            assert row.sum() == 1 and row[off[s] + t] == 1
+    assert torch.equal(emb[..., 65:], x)
+    assert make("hybrid").embed(x[..., :62], off).shape[-1] == 66 + 62
+
+
+def test_ape_requires_offsets_and_rope_ignores_them():
+    model = make("ape")
+    x, off = inputs(model)
+    with pytest.raises(ValueError, match="pos_offsets"):
+        model(x)
+    rope = make("rope")
+    x, off = inputs(rope)
+    assert torch.equal(rope(x, off), rope(x))
+
+
+def test_alibi_slopes_match_press_et_al():
+    assert alibi_slopes(1).tolist() == [2**-8]
+    assert alibi_slopes(2).tolist() == [2**-4, 2**-8]
+    assert alibi_slopes(4).tolist() == [2**-2, 2**-4, 2**-6, 2**-8]
+    assert torch.allclose(alibi_slopes(8), torch.tensor([2 ** (-(h + 1)) for h in range(8)]))
+    # non-power of two: 4 from the closest power, then every other slope of the 8-head set
+    assert torch.allclose(alibi_slopes(6), torch.tensor([2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3]))
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_head_mask_knockout_equals_zeroed_weights(heads):
+    model = make("rope", heads)
+    x, off = inputs(model)
+    ones = torch.ones(2, heads)
+    assert torch.equal(model(x, head_mask=ones), model(x))
+    mask = ones.clone()
+    mask[0, 0] = 0.0
+    knocked = model(x, head_mask=mask)
+    hd = model.cfg.head_dim
+    with torch.no_grad():
+        if heads == 1:
+            model.layers[0].attention.wv.weight.zero_()
+        else:
+            model.layers[0].attention.wo.weight[:, :hd] = 0.0
+    torch.testing.assert_close(knocked, model(x), atol=1e-6, rtol=0)
+    assert not torch.allclose(knocked, make("rope", heads)(x))
+
+
+def test_mlp_variants_follow_their_formulas():
+    torch.manual_seed(0)
+    ref = make("rope", mlp_variant="reference").layers[0].feed_forward
+    glu = make("rope", mlp_variant="swiglu").layers[0].feed_forward
+    glu.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 64)
+    a, b = ref.w1(x), ref.w2(x)
+    silu = lambda z: z / (1 + torch.exp(-z))  # noqa: E731
+    torch.testing.assert_close(ref(x), ref.w3(silu(a * b)))
+    torch.testing.assert_close(glu(x), ref.w3(silu(a) * b))
+    assert not torch.allclose(ref(x), glu(x))
+
+
+def test_rms_norm_off_means_no_norm_parameters():
+    model = make("rope", rms_norm=False)
+    assert not any("norm" in k for k in model.state_dict())
+    assert model.num_params() == 51_904 - 5 * 64
+
+
+def test_rmsnorm_formula():
+    model = make("rope")
+    norm = model.norm
+    x = torch.randn(5, 64)
+    expected = x / torch.sqrt((x**2).mean(-1, keepdim=True) + 1e-5)
+    torch.testing.assert_close(norm(x), expected)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("pe", "sinusoidal", "pe='sinusoidal' is not a known position encoding; expected one of: ape, rope, alibi, hybrid"),
+    ("rope_impl", "fancy", "rope_impl='fancy'"),
+    ("mlp_variant", "gelu", "mlp_variant='gelu'"),
+    ("n_heads", 0, "n_heads=0"),
+])
+def test_bad_config_names_the_field(field, value, message):
+    kw = {"content_dim": 64, "n_labels": 32, field: value}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        DecoderConfig(**kw)
+
+
+def test_width_not_divisible_by_heads_suggests_a_content_dim():
+    with pytest.raises(ValueError, match=r"n_heads=2 does not divide the model width 129 .*content_dim=65"):
+        DecoderConfig(content_dim=64, n_labels=32, pe="ape", n_heads=2)
+
+
+def test_initialisation_scales():
+    model = make("ape", heads=2)
+    wq = model.layers[0].attention.wq.weight
+    assert abs(wq.std().item() - 0.02) < 0.002
+    w1 = model.layers[0].feed_forward.w1.weight  # PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert w1.abs().max() <= 1 / math.sqrt(128) + 1e-6
+    assert w1.std().item() > 0.04
