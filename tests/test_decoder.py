@@ -190,3 +190,15 @@ def test_initialisation_scales():
     w1 = model.layers[0].feed_forward.w1.weight  # PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert w1.abs().max() <= 1 / math.sqrt(128) + 1e-6
     assert w1.std().item() > 0.04
+
+
+@pytest.mark.parametrize("pe", PE_KINDS)
+@pytest.mark.parametrize("heads", [1, 2])
+def test_last_position_fast_path_equals_full_forward(pe, heads):
+    # The training forward computes only the last query in the last layer; the attention-map
+    # forward computes every position. Both must give the same logits.
+    model = make(pe, heads)
+    x, off = inputs(model)
+    fast = model(x, off)
+    full, _ = model(x, off, return_attn=True)
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-5)

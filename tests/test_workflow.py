@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args, workdir=None, timeout=600, check=True):
+def snakemake(*args, workdir=None, timeout=600, check=True, configfile=ROOT / "config.yaml"):
     """Run snakemake on this repository's Snakefile; with `workdir`, outputs land there."""
     cmd = SNAKEMAKE + ["--snakefile", str(ROOT / "Snakefile")]
     if workdir is not None:
-        cmd += ["--directory", str(workdir), "--configfile", str(ROOT / "config.yaml")]
+        cmd += ["--directory", str(workdir), "--configfile", str(configfile)]
     cmd += list(args)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT if workdir is None else workdir, capture_output=True,
@@ -67,18 +67,29 @@ def test_slurm_profile_dry_run_resolves(tmp_path):
     assert "train_stage1" in proc.stdout
 
 
-@pytest.mark.parametrize("override, message", [
-    (["tier=huge"], "tier='huge' is not defined"),
-    (["defaults={'stage1': {'bursty': 2}}"], "unknown key(s) 'bursty'"),
-    (["defaults={'stage1': {'pe': 'sinusoidal'}}"], "expected one of: ape, rope, alibi, hybrid"),
-    (["defaults={'stage1': {'B': 3}}"], "N=8 is not divisible by B=3"),
-    (["defaults={'figures': {'fig2a': {'grid': {'K': [100]}}}}"], "K=100 must be a multiple of L=32"),
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(tier="huge"), "tier='huge' is not defined"),
+    (lambda c: c["defaults"]["stage1"].update(bursty=2), "unknown key(s) 'bursty'"),
+    (lambda c: c["defaults"]["stage1"].update(pe="sinusoidal"),
+     "expected one of: ape, rope, alibi, hybrid"),
+    (lambda c: c["defaults"]["stage1"].update(B=3), "N=8 is not divisible by B=3"),
+    (lambda c: c["defaults"]["figures"]["fig2a"]["grid"].update(K=[100]),
+     "K=100 must be a multiple of L=32"),
 ])
-def test_bad_config_stops_before_any_job(tmp_path, override, message):
-    proc = snakemake("-n", "--config", *override, workdir=tmp_path, check=False)
+def test_bad_config_stops_before_any_job(tmp_path, edit, message):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    edit(cfg)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", workdir=tmp_path, configfile=bad, check=False)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_tier_chosen_on_the_command_line(tmp_path):
+    out = snakemake("-n", "--config", "tier=smoke", workdir=tmp_path).stdout
+    assert "results/smoke/stage1/" in out and "results/laptop/" not in out
 
 
 @pytest.mark.slow

@@ -250,7 +250,8 @@ def figure_runs(tier: Mapping, figure: str) -> list[tuple[str, int]]:
     """(run id, seed) pairs a figure needs."""
     defaults = tier["stage1"]
     ids = dict.fromkeys(run_id(p, defaults) for p in sweep_points(tier, figure))
-    return [(rid, seed) for rid in ids for seed in tier["seeds"]]
+    seeds = tier["figures"][figure].get("seeds", tier["seeds"])
+    return [(rid, seed) for rid in ids for seed in seeds]
 
 
 def all_runs(tier: Mapping) -> list[tuple[str, int]]:

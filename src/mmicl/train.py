@@ -172,7 +172,7 @@ def train_run(
         bar.update(1)
         if step % train_cfg.eval_every == 0 or step == train_cfg.iterations:
             log_eval(step)
-            ic = rows[-5]["accuracy"] if len(rows) >= 5 else float("nan")
+            ic = next(r["accuracy"] for r in reversed(rows) if r["split"] == "IC")
             bar.set_postfix(loss=f"{loss.item():.3f}", IC=f"{ic:.2f}", refresh=False)
         if step % train_cfg.checkpoint_every == 0 and step < train_cfg.iterations:
             io.save_torch({

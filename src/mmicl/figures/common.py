@@ -86,6 +86,8 @@ def line_panel(ax, df: pd.DataFrame, x: str, hue: str | None, split: str, label_
                         color=line.get_color(), alpha=0.2, linewidth=0)
     if x == "K":
         ax.set_xscale("log", base=2)
+    else:
+        ax.set_xticks(sorted(sub[x].unique()))
     ax.set_xlabel(PARAM_LABELS.get(x, x))
     ax.set_ylabel(SPLIT_TITLES.get(split, split))
     ax.set_ylim(-0.02, 1.02)
@@ -169,9 +171,11 @@ def heatmap_figure(df, sweep, defaults, title: str, split: str = "IC") -> plt.Fi
         keys = [k for k in grid if k not in ("pe", "rope_impl")]
         if len(keys) != 2:
             raise ValueError(f"heatmap grid needs two data keys besides pe/rope_impl, got {list(grid)}")
+        # Data complexity K on the x axis, as in the paper, whatever the key order.
+        rows, cols = sorted(keys, key=lambda k: k == "K")
         sub = select(df, defaults, sweep, grid)
         for i, variant in enumerate(variants):
-            im = heatmap_panel(axes[i, j], sub[sub.variant == variant], keys[0], keys[1], split,
+            im = heatmap_panel(axes[i, j], sub[sub.variant == variant], rows, cols, split,
                                f"{variant}: {SPLIT_TITLES.get(split, split)}")
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.6, label="accuracy")
