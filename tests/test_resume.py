@@ -107,3 +107,47 @@ def test_corrupt_checkpoint_is_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=str(bad)):
         io.load_torch(bad)
+
+
+@pytest.mark.slow
+def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_path):
+    """SIGKILL the whole Snakemake process group while a training job runs: no declared output
+    survives, and the rerun resumes from resume.pt instead of starting over."""
+    import yaml
+
+    from mmicl import config as mcfg
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["tier"] = "smoke"
+    cfg["tiers"]["smoke"]["train"].update(iterations=600, eval_every=50, checkpoint_every=50)
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    tier = mcfg.tier_config(cfg)
+    run = mcfg.run_id(tier["stage1"], tier["stage1"])
+    run_dir = tmp_path / paths.stage1_dir("results", "smoke", run, 0)
+    target = paths.stage1_file("results", "smoke", run, 0, "model.pt")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(cfg_path), "--cores", "1", target]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        _wait_for_checkpoint(paths.resume_checkpoint(run_dir), proc, min_step=100, timeout=300)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for name in paths.RUN_FILES:
+        assert not (run_dir / name).exists(), name
+    step = io.load_torch(paths.resume_checkpoint(run_dir))["step"]
+
+    # A SIGKILLed Snakemake cannot release its lock: the user unlocks, then reruns as usual.
+    subprocess.run(cmd + ["--unlock"], env=env, check=True, capture_output=True,
+                   stdin=subprocess.DEVNULL)
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,
+                           stdin=subprocess.DEVNULL)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    log = (tmp_path / paths.log("results", "smoke", "stage1", run, "seed=0")).read_text()
+    assert f"from step {step}" in log
+    curve = pd.read_parquet(run_dir / "curve.parquet")
+    assert curve.iteration.max() == 600

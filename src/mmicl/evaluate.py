@@ -7,31 +7,45 @@ context: in-weights). Accuracy is argmax agreement with `expected_target`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mmicl.data.sequences import Batch, expected_target
+from mmicl.data.sequences import expected_target
+
+
+def forward(model: torch.nn.Module, batch, **kwargs):
+    """Call a unimodal Decoder or a MultimodalDecoder on its kind of batch."""
+    if hasattr(batch, "m2_inputs"):
+        return model(batch.inputs, batch.m2_inputs, batch.pos_offsets, **kwargs)
+    return model(batch.inputs, batch.pos_offsets, **kwargs)
+
+
+def slice_batch(batch, sl: slice):
+    """The same kind of batch restricted to sequences `sl` (every field is batch-first)."""
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[sl]
+                                         for f in dataclasses.fields(batch)})
 
 
 @torch.no_grad()
-def logits_of(model: torch.nn.Module, batch: Batch, chunk: int = 1024) -> torch.Tensor:
+def logits_of(model: torch.nn.Module, batch, chunk: int = 1024, **kwargs) -> torch.Tensor:
     """Last-position logits of every sequence, in chunks to bound memory."""
-    outs = []
-    for start in range(0, batch.inputs.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        outs.append(model(batch.inputs[sl], batch.pos_offsets[sl]))
-    return torch.cat(outs)
+    n = batch.inputs.shape[0]
+    return torch.cat([forward(model, slice_batch(batch, slice(i, i + chunk)), **kwargs)
+                      for i in range(0, n, chunk)])
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: dict[str, Batch], n_labels: int) -> dict[str, dict]:
-    """{set name: {"loss": float, "accuracy": float}} for every evaluation set."""
+def evaluate(model: torch.nn.Module, batches: dict, n_labels: int, **kwargs) -> dict[str, dict]:
+    """{set name: {"loss": float, "accuracy": float}} for every evaluation set. Keyword arguments
+    (head_mask, zero_m1, zero_m2) pass through to the model: evaluation under interventions."""
     was_training = model.training
     model.eval()
     results = {}
     for name, batch in batches.items():
-        logits = logits_of(model, batch)
+        logits = logits_of(model, batch, **kwargs)
         target = expected_target(batch, name, n_labels)
         results[name] = {
             "loss": F.cross_entropy(logits, target).item(),
@@ -42,13 +56,13 @@ def evaluate(model: torch.nn.Module, batches: dict[str, Batch], n_labels: int) -
 
 
 @torch.no_grad()
-def mean_attention(model: torch.nn.Module, batch: Batch, n_sequences: int) -> pd.DataFrame:
+def mean_attention(model: torch.nn.Module, batch, n_sequences: int) -> pd.DataFrame:
     """Attention probabilities averaged over the first `n_sequences` of `batch`, as a tidy table
     with columns layer (1-based, as in the paper), head, query, key, weight."""
     was_training = model.training
     model.eval()
     n = min(n_sequences, batch.inputs.shape[0])
-    _, attn = model(batch.inputs[:n], batch.pos_offsets[:n], return_attn=True)
+    _, attn = forward(model, slice_batch(batch, slice(0, n)), return_attn=True)
     model.train(was_training)
     mean = attn.mean(dim=1).cpu()  # (layers, heads, T, T)
     n_layers, n_heads, T, _ = mean.shape

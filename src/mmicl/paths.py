@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RUN_FILES = ("model.pt", "curve.parquet", "final.parquet", "attention.parquet", "config.json")
+RUN_FILES = (
+    "model.pt", "testsets.pt", "curve.parquet", "final.parquet", "attention.parquet", "config.json",
+)
 
 
 def world(results: str, seed: int | str, K, L, D) -> str:

@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from mmicl import io, paths
 from mmicl.config import TrainConfig, derive_seed
 from mmicl.data.sequences import SequenceSpec, generate_sequences, make_test_sets, save_batches
 from mmicl.data.worlds import World
-from mmicl.evaluate import evaluate, mean_attention
+from mmicl.evaluate import evaluate, forward, mean_attention
 from mmicl.models.decoder import Decoder, DecoderConfig
 
 
@@ -109,8 +110,6 @@ def train_run(
 ) -> pd.DataFrame:
     """Train one Stage-1 run and write model.pt, testsets.pt, curve.parquet, final.parquet,
     attention.parquet and config.json into `out_dir`. Returns the learning curve."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     seeds = RunSeeds.from_run_seed(seed)
     spec = {
         "meta": meta or {},
@@ -122,12 +121,38 @@ def train_run(
         "test_set_size": test_set_size,
         "device": str(device),
     }
-    fingerprint = spec_hash(spec)
-
     world_dev = world.to(device)
     model = init_model(model_cfg, seeds.init, device)
-    optimizer = make_optimizer(model.parameters(), train_cfg)
     test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
+    return fit(
+        model, model.parameters(), lambda gen: generate_sequences(world_dev, seq, train_cfg.batch_size, gen),
+        test_sets, model_cfg.n_labels, train_cfg, out_dir, spec, seeds, device,
+        save_test_sets=save_batches, attention_sequences=attention_sequences, progress=progress,
+    )
+
+
+def fit(
+    model: torch.nn.Module,
+    parameters,
+    sample: Callable[[torch.Generator], object],
+    test_sets: dict,
+    n_labels: int,
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    spec: dict,
+    seeds: RunSeeds,
+    device: str,
+    save_test_sets: Callable,
+    attention_sequences: int = 256,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The training loop shared by every stage: `sample(generator)` draws one training batch.
+    Evaluates at iteration 0 and every eval_every steps, checkpoints the full state for resume,
+    and writes all outputs atomically at the end."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = spec_hash(spec)
+    optimizer = make_optimizer([p for p in parameters if p.requires_grad], train_cfg)
     data_gen = torch.Generator(device=device).manual_seed(seeds.train_data)
     window = _TrainWindow(device)
     rows: list[dict] = []
@@ -147,7 +172,7 @@ def train_run(
             print(f"ignoring {resume_path}: it belongs to a different configuration", file=sys.stderr)
 
     def log_eval(iteration: int):
-        for name, m in evaluate(model, test_sets, model_cfg.n_labels).items():
+        for name, m in evaluate(model, test_sets, n_labels).items():
             rows.append({"iteration": iteration, "split": name, **m})
         train = window.summary()
         if train is not None:
@@ -158,11 +183,12 @@ def train_run(
         log_eval(0)
     started = time.perf_counter()
     model.train()
+    label = spec.get("meta", {}).get("run", out_dir.name)
     bar = tqdm(total=train_cfg.iterations, initial=step, disable=not progress, mininterval=5,
-               desc=str(meta.get("run", out_dir.name) if meta else out_dir.name), file=sys.stderr)
+               desc=str(label), file=sys.stderr)
     while step < train_cfg.iterations:
-        batch = generate_sequences(world_dev, seq, train_cfg.batch_size, data_gen)
-        logits = model(batch.inputs, batch.pos_offsets)
+        batch = sample(data_gen)
+        logits = forward(model, batch)
         loss = F.cross_entropy(logits, batch.targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,13 +214,14 @@ def train_run(
     attention = mean_attention(model, test_sets["IC"], attention_sequences)
     attention.insert(0, "split", "IC")
 
-    save_batches(test_sets, out_dir / "testsets.pt")
+    save_test_sets(test_sets, out_dir / "testsets.pt")
     io.save_torch(model.state_dict(), out_dir / "model.pt")
     io.write_parquet(curve, out_dir / "curve.parquet")
     io.write_parquet(final, out_dir / "final.parquet")
     io.write_parquet(attention, out_dir / "attention.parquet")
     io.write_json({
-        **spec, "fingerprint": fingerprint, "num_params": model.num_params(),
+        **spec, "fingerprint": fingerprint, "num_params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "train_seconds_this_process": round(elapsed, 3),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "command": sys.argv,

@@ -1,0 +1,94 @@
+"""Stage-2 model: a projector maps M2 features into the M1 embedding space (protocol §2.6).
+
+Sequence layout (length 3N+2): M1 item at 3i, M2 slot at 3i+1, label at 3i+2, then the M1 query
+at 3N and the M2 query slot at 3N+1, where the prediction is read. The projected M2 vectors
+overwrite the (zero) M2 slots, then the Stage-1 decoder runs unchanged; its parameters live under
+`decoder.` so a Stage-1 state dict loads into `model.decoder` as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmicl.models.decoder import Decoder, DecoderConfig
+
+PROJECTORS = ("small", "large")
+
+
+class Projector(nn.Module):
+    """P(z) = W2 GELU(W1 z); no biases, so P(0) = 0 (zeroing raw M2 = zeroing its token)."""
+
+    def __init__(self, m2_dim: int, d1: int, depth: int = 2):
+        super().__init__()
+        dims = [m2_dim] + [d1] * depth
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(dims, dims[1:]))
+        for lin in self.linears:
+            nn.init.normal_(lin.weight, std=0.02)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for i, lin in enumerate(self.linears):
+            z = lin(z) if i == 0 else lin(F.gelu(z))
+        return z
+
+
+@dataclass(frozen=True)
+class MultimodalConfig:
+    decoder: DecoderConfig
+    m2_dim: int  # D2
+    projector: str = "small"  # small: W2 GELU(W1 z); large: W3 GELU(W2 GELU(W1 z))
+
+    def __post_init__(self):
+        if self.projector not in PROJECTORS:
+            raise ValueError(
+                f"projector={self.projector!r} is unknown; expected one of: {', '.join(PROJECTORS)}"
+            )
+        if not isinstance(self.m2_dim, int) or self.m2_dim <= 0:
+            raise ValueError(f"m2_dim={self.m2_dim!r} must be a positive integer")
+
+
+class MultimodalDecoder(nn.Module):
+    def __init__(self, cfg: MultimodalConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.decoder = Decoder(cfg.decoder)
+        depth = 2 if cfg.projector == "small" else 3
+        self.projector = Projector(cfg.m2_dim, cfg.decoder.content_dim, depth)
+
+    def combine(self, inputs: torch.Tensor, m2_inputs: torch.Tensor, zero_m1: bool = False,
+                zero_m2: bool = False) -> torch.Tensor:
+        """(S, 3N+2, D1) content with the projected M2 items written into slots 3i+1 and 3N+1.
+        zero_m1 / zero_m2 are the modality-zeroing interventions (M1 items and query set to zero;
+        raw M2 inputs set to zero, equivalent to zero tokens since the projector has no bias)."""
+        S, T, _ = inputs.shape
+        N = (T - 2) // 3
+        if zero_m2:
+            m2_inputs = torch.zeros_like(m2_inputs)
+        projected = self.projector(m2_inputs)  # (S, N+1, D1)
+        slots = torch.cat([torch.arange(N, device=inputs.device) * 3 + 1,
+                           torch.tensor([3 * N + 1], device=inputs.device)])
+        content = inputs.clone()
+        content[:, slots] = projected.to(content.dtype)
+        if zero_m1:
+            m1 = torch.cat([torch.arange(N, device=inputs.device) * 3,
+                            torch.tensor([3 * N], device=inputs.device)])
+            content[:, m1] = 0.0
+        return content
+
+    def forward(self, inputs, m2_inputs, pos_offsets=None, return_attn=False, head_mask=None,
+                zero_m1=False, zero_m2=False):
+        content = self.combine(inputs, m2_inputs, zero_m1, zero_m2)
+        return self.decoder(content, pos_offsets, return_attn=return_attn, head_mask=head_mask)
+
+    def freeze_decoder(self, include_head: bool = False) -> None:
+        """The authors' Stage-2 freeze: the decoder blocks stop learning while the final norm and
+        the output head stay trainable (§9.11); include_head=True freezes those too."""
+        for name, p in self.decoder.named_parameters():
+            if name.startswith("layers.") or include_head:
+                p.requires_grad_(False)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
