@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from mmicl.data.sequences import SequenceSpec
-from mmicl.figures import FIGURES
+from mmicl.figures import FIGURE_STAGE, FIGURES
 from mmicl.models.decoder import PE_KINDS, DecoderConfig
 
 TIERS = ("smoke", "laptop", "paper")
@@ -118,17 +118,23 @@ def tier_config(config: Mapping) -> dict:
 def check_tier(tier: Mapping) -> None:
     """Semantic checks of every run any figure asks for: stops before a single job is scheduled."""
     where = f"tiers.{tier['tier']}"
-    _check_train(tier["train"], f"{where}.train")
+    for key in ("train", "train2"):
+        if key in tier:
+            _check_train(tier[key], f"{where}.{key}")
     for name, sweep in tier.get("figures", {}).items():
         if name not in FIGURES:
             raise ConfigError(
                 f"{where}.figures: unknown figure {name!r}; expected one of: {', '.join(FIGURES)}"
             )
-        for params in sweep_points(tier, name):
-            try:
-                stage1_specs(params)
-            except (ValueError, KeyError) as exc:
-                raise ConfigError(f"{where}.figures.{name}: {exc}") from None
+        try:
+            if FIGURE_STAGE[name] == 1:
+                for params in sweep_points(tier, name):
+                    stage1_specs(params)
+            else:
+                for p1, p2 in stage2_points(tier, name):
+                    stage2_specs(p1, p2)
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{where}.figures.{name}: {exc}") from None
 
 
 def _check_train(train: Mapping, where: str) -> None:
@@ -174,11 +180,15 @@ def grids_of(sweep: Mapping) -> list[dict]:
 
 
 def canonical_params(params: Mapping, defaults: Mapping) -> dict:
-    """Reset parameters that do not affect this run (RoPE settings of a non-RoPE model)."""
+    """Reset parameters that do not affect this run: RoPE settings of a non-RoPE model, freezing
+    flags of an early-fusion (trained from scratch, nothing frozen) Stage-2 run."""
     out = dict(params)
-    if out["pe"] not in ("rope", "hybrid"):
+    if "pe" in out and out["pe"] not in ("rope", "hybrid"):
         for key in ROPE_ONLY_KEYS:
             out[key] = defaults[key]
+    if out.get("early_fusion"):
+        out["freeze_decoder"] = False
+        out["freeze_head"] = False
     return out
 
 
@@ -193,12 +203,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def run_id(params: Mapping, defaults: Mapping) -> str:
-    """The readable address of a Stage-1 run (seed excluded)."""
+def run_id(params: Mapping, defaults: Mapping, core: tuple[str, ...] = CORE_RUN_KEYS) -> str:
+    """The readable address of a run (seed excluded): the `core` keys always, then every other
+    key that differs from the tier default."""
     params = canonical_params(params, defaults)
-    parts = [f"{KEY_ALIASES.get(k, k)}={format_value(params[k])}" for k in CORE_RUN_KEYS]
+    parts = [f"{KEY_ALIASES.get(k, k)}={format_value(params[k])}" for k in core]
     for key in defaults:
-        if key not in CORE_RUN_KEYS and params[key] != defaults[key]:
+        if key not in core and params[key] != canonical_params(defaults, defaults)[key]:
             parts.append(f"{KEY_ALIASES.get(key, key)}={format_value(params[key])}")
     return "_".join(parts)
 
@@ -247,7 +258,7 @@ def _parse_value(raw: str, default: Any, key: str) -> Any:
 
 
 def figure_runs(tier: Mapping, figure: str) -> list[tuple[str, int]]:
-    """(run id, seed) pairs a figure needs."""
+    """(Stage-1 run id, seed) pairs a Stage-1 figure reads."""
     defaults = tier["stage1"]
     ids = dict.fromkeys(run_id(p, defaults) for p in sweep_points(tier, figure))
     seeds = tier["figures"][figure].get("seeds", tier["seeds"])
@@ -255,11 +266,87 @@ def figure_runs(tier: Mapping, figure: str) -> list[tuple[str, int]]:
 
 
 def all_runs(tier: Mapping) -> list[tuple[str, int]]:
-    """Every Stage-1 (run id, seed) of the tier, deduplicated across figures."""
+    """Every Stage-1 (run id, seed) of the tier, deduplicated across figures, including the
+    checkpoints Stage-2 runs start from."""
     runs = {}
     for figure in tier.get("figures", {}):
-        runs.update(dict.fromkeys(figure_runs(tier, figure)))
+        if FIGURE_STAGE[figure] == 1:
+            runs.update(dict.fromkeys(figure_runs(tier, figure)))
+        else:
+            runs.update(dict.fromkeys(
+                (s1, seed) for s1, s2, seed in stage2_figure_runs(tier, figure)
+                if not parse_run_id(s2, tier["stage2"])["early_fusion"]
+            ))
     return list(runs)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: a run is (its Stage-1 run, its own parameters, seed). Figure grids may sweep Stage-2
+# keys (K2, B, eps2, ...) and Stage-1 keys written as "stage1.<key>" (e.g. stage1.n_layers).
+
+STAGE2_CORE_KEYS = ("K2", "B", "eps1", "eps2", "alpha1", "alpha2")
+STAGE1_PREFIX = "stage1."
+
+
+def stage2_points(tier: Mapping, figure: str) -> list[tuple[dict, dict]]:
+    """(Stage-1 params, Stage-2 params) of every grid point of a Stage-2 figure."""
+    sweep = tier["figures"][figure]
+    d1, d2 = tier["stage1"], tier["stage2"]
+    points = []
+    for grid in grids_of(sweep):
+        for values in itertools.product(*grid.values()):
+            chosen = {**sweep.get("fixed", {}), **dict(zip(grid, values))}
+            p1, p2 = dict(d1), dict(d2)
+            for key, value in chosen.items():
+                if key.startswith(STAGE1_PREFIX) and key[len(STAGE1_PREFIX):] in d1:
+                    p1[key[len(STAGE1_PREFIX):]] = value
+                elif key in d2:
+                    p2[key] = value
+                else:
+                    raise ConfigError(
+                        f"figures.{figure}: {key!r} is neither a Stage-2 parameter "
+                        f"({', '.join(d2)}) nor a Stage-1 one written as stage1.<key>"
+                    )
+            points.append((canonical_params(p1, d1), canonical_params(p2, d2)))
+    return points
+
+
+def stage2_figure_runs(tier: Mapping, figure: str) -> list[tuple[str, str, int]]:
+    """(Stage-1 run id, Stage-2 run id, seed) triples a Stage-2 figure reads."""
+    ids = dict.fromkeys(
+        (run_id(p1, tier["stage1"]), run_id(p2, tier["stage2"], STAGE2_CORE_KEYS))
+        for p1, p2 in stage2_points(tier, figure)
+    )
+    seeds = tier["figures"][figure].get("seeds", tier["seeds"])
+    return [(s1, s2, seed) for s1, s2 in ids for seed in seeds]
+
+
+def all_stage2_runs(tier: Mapping) -> list[tuple[str, str, int]]:
+    runs = {}
+    for figure in tier.get("figures", {}):
+        if FIGURE_STAGE[figure] == 2:
+            runs.update(dict.fromkeys(stage2_figure_runs(tier, figure)))
+    return list(runs)
+
+
+def stage2_specs(p1: Mapping, p2: Mapping):
+    """Multimodal world spec, sequence spec and model config of one Stage-2 run."""
+    from mmicl.data.multimodal import MultimodalSpec
+    from mmicl.models.multimodal import MultimodalConfig
+
+    world1, _, decoder_cfg = stage1_specs(p1)
+    K2, L2, D2 = int(p2["K2"]), int(p2["L2"]), int(p2["D2"])
+    if L2 > world1["L"]:
+        raise ValueError(f"L2={L2} exceeds L1={world1['L']}: M2 labels are a subset of M1's")
+    if K2 % L2:
+        raise ValueError(f"K2={K2} must be a multiple of L2={L2} (every label owns K2/L2 classes)")
+    world = {"K1": world1["K"], "L1": world1["L"], "D1": world1["D"], "K2": K2, "L2": L2, "D2": D2}
+    spec = MultimodalSpec(
+        N=p2["N"], B=p2["B"], p_bursty=p2["p_bursty"], p_novel=p2["p_novel"], eps1=p2["eps1"],
+        eps2=p2["eps2"], alpha1=p2["alpha1"], alpha2=p2["alpha2"], no_repeats=p2["no_repeats"],
+    )
+    model = MultimodalConfig(decoder=decoder_cfg, m2_dim=D2, projector=p2["projector"])
+    return world, spec, model
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ FIGURES = (
     "app_data_effects", "app_pe_variants", "app_rope_standard",
 )
 SOURCES = {name: "final" for name in FIGURES} | {"fig2d": "attention"}
+# Which training stage's runs a figure reads.
+FIGURE_STAGE = {name: 1 for name in FIGURES}
 
 
 def figure_module(name: str):
