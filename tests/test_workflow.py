@@ -112,6 +112,6 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     # nothing left to do, and rebuilding one figure by path does not retrain anything
     assert "Nothing to be done" in snakemake("-n", "--config", "tier=smoke", workdir=tmp_path).stdout
     (results / "figures" / "fig2c.pdf").unlink()
-    rebuilt = snakemake("-n", "--config", "tier=smoke", "results/figures/fig2c.pdf",
+    rebuilt = snakemake("-n", "results/figures/fig2c.pdf", "--config", "tier=smoke",
                         workdir=tmp_path).stdout
     assert "train_stage1" not in rebuilt and "figure" in rebuilt
