@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mmicl import config as mcfg
-from mmicl.figures import FIGURES, SOURCES, figure_module
+from mmicl.figures import FIGURE_STAGE, FIGURES, SOURCES, figure_module
 from mmicl.figures.common import mean_std, save, select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +22,39 @@ def tier():
     return mcfg.tier_config(cfg)
 
 
+def synthetic_stage2_table(tier, figure, seeds=(0, 1)):
+    rows = []
+    for p1, p2 in mcfg.stage2_points(tier, figure):
+        params = {**p2, **{f"stage1.{k}": v for k, v in p1.items()}}
+        params["stage1.D"] = mcfg.content_dim(p1)
+        for seed in seeds:
+            base = {**params, "seed": seed, "run": "r", "stage1_run": "s"}
+            if SOURCES[figure] == "interventions":
+                for name in ("full", "ph_knockout", "ih_knockout", "zero_m2", "zero_m1"):
+                    rows.append({**base, "intervention": name, "split": "IC", "loss": 1.0,
+                                 "accuracy": 0.9 if name == "full" else 0.1 + 0.01 * seed})
+            elif SOURCES[figure] == "alignment":
+                for split in ("IC", "Test"):
+                    rows.append({**base, "split": split, "cka": 8 / params["D2"], "l2": 1.5,
+                                 "projected_norm": 1.0, "m1_norm": 1.0, "ic_accuracy": 0.8})
+            else:
+                for split in ("train", "Test", "IC", "IC2", "IW"):
+                    acc = min(1.0, np.log2(params["K2"]) / 13 + 0.05 * seed)
+                    rows.append({**base, "split": split, "iteration": 20, "loss": 1.0,
+                                 "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def figure_defaults(tier, figure):
+    if FIGURE_STAGE[figure] == 1:
+        return tier["stage1"]
+    return {**tier["stage2"], **{f"stage1.{k}": v for k, v in tier["stage1"].items()}}
+
+
 def synthetic_table(tier, figure, seeds=(0, 1)):
     """Rows shaped like `mmicl collect` output, accuracy a known function of K and the seed."""
+    if FIGURE_STAGE[figure] == 2:
+        return synthetic_stage2_table(tier, figure, seeds)
     rows = []
     for params in mcfg.sweep_points(tier, figure):
         params = {**params, "D": mcfg.content_dim(params)}
@@ -48,7 +79,7 @@ def synthetic_table(tier, figure, seeds=(0, 1)):
 @pytest.mark.parametrize("figure", FIGURES)
 def test_every_figure_renders(tier, figure, tmp_path):
     df = synthetic_table(tier, figure)
-    fig = figure_module(figure).make(df, tier["figures"][figure], tier["stage1"])
+    fig = figure_module(figure).make(df, tier["figures"][figure], figure_defaults(tier, figure))
     assert fig.axes and "2 seeds" in fig._suptitle.get_text()
     save(fig, tmp_path / "f.pdf", tmp_path / "f.png")
     assert (tmp_path / "f.pdf").stat().st_size > 1000
@@ -78,3 +109,17 @@ def test_heatmap_needs_two_data_axes(tier):
     sweep["grid"] = [{"pe": ["ape"], "K": [64, 128]}]
     with pytest.raises(ValueError, match="two data keys"):
         figure_module("fig2c").make(synthetic_table(tier, "fig2c"), sweep, tier["stage1"])
+
+
+def test_table2_rows_and_markdown(tier):
+    module = figure_module("table2")
+    df = synthetic_table(tier, "table2")
+    rows = module.table(df, tier["figures"]["table2"], figure_defaults(tier, "table2"))
+    assert list(rows.intervention) == ["full model", "PH knockout (layer-1 head)",
+                                       "IH knockout (layer-2 head)", "M2 zeroed", "M1 zeroed"]
+    assert rows.ic_accuracy_mean[0] == pytest.approx(0.9)
+    assert rows.ic_accuracy_mean[1] == pytest.approx(0.105)          # mean of 0.10 and 0.11
+    assert rows.seeds.tolist() == [2] * 5
+    md = module.markdown(rows)
+    assert "| full model | 0.900 ± 0.000 | 2 | 0.970 ± 0.025 |" in md
+    assert "| M1 zeroed |" in md and "0.063 |" in md

@@ -46,6 +46,106 @@ def cmd_train_stage1(args) -> None:
     )
 
 
+def cmd_multimodal_world(args) -> None:
+    from mmicl.data.worlds import make_multimodal_world, save_world
+
+    save_world(make_multimodal_world(args.seed, args.K1, args.L1, args.D1, args.K2, args.L2,
+                                     args.D2), args.out)
+
+
+def _checked_stage2_inputs(args, spec):
+    """The multimodal world and the Stage-1 state, after checking they belong together."""
+    from mmicl.config import stage2_specs
+    from mmicl.data.worlds import load_world
+    from mmicl.io import load_torch
+
+    world_spec, seq, model_cfg = stage2_specs(spec["params1"], spec["params2"])
+    world = load_world(args.world)
+    got = (world.seed, world.m1.K, world.m1.L, world.m1.D, world.K2, world.L2, world.D2)
+    want = (spec["seed"], *world_spec.values())
+    if got != want:
+        raise SystemExit(f"{args.world}: multimodal world {got} does not match the run's {want}")
+    stage1_world = load_world(args.stage1_world)
+    if not world.m1.equals(stage1_world):
+        raise SystemExit(
+            f"{args.world}: its M1 prototypes/labels differ from the Stage-1 world "
+            f"{args.stage1_world}; Stage 2 must see exactly the M1 world its checkpoint learned"
+        )
+    state = None
+    if args.stage1_model:
+        state = load_torch(args.stage1_model)
+        expected = {k: tuple(v.shape) for k, v in _fresh_decoder_state(model_cfg).items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if expected != found:
+            raise SystemExit(
+                f"{args.stage1_model}: Stage-1 checkpoint does not fit the Stage-2 decoder "
+                f"(parameters differ: {sorted(set(expected.items()) ^ set(found.items()))[:4]})"
+            )
+    return world, seq, model_cfg, state
+
+
+def _fresh_decoder_state(model_cfg):
+    from mmicl.models.decoder import Decoder
+
+    return Decoder(model_cfg.decoder).state_dict()
+
+
+def cmd_train_stage2(args) -> None:
+    from mmicl.config import TrainConfig
+    from mmicl.train import train_stage2
+
+    _set_threads(args.threads)
+    spec = json.loads(args.spec)
+    world, seq, model_cfg, state = _checked_stage2_inputs(args, spec)
+    p2 = spec["params2"]
+    if p2["early_fusion"] != (state is None):
+        raise SystemExit("early-fusion runs take no --stage1-model; two-stage runs need one")
+    train_stage2(
+        world, seq, model_cfg, TrainConfig(**spec["train"]), args.out_dir, seed=spec["seed"],
+        stage1_state=state, freeze_decoder=p2["freeze_decoder"], freeze_head=p2["freeze_head"],
+        test_set_size=spec["eval"]["test_set_size"],
+        attention_sequences=spec["eval"]["attention_sequences"],
+        device=spec.get("device", "cpu"), meta=spec, progress=not args.no_progress,
+    )
+
+
+def cmd_analyze_stage2(args) -> None:
+    """Interventions (knockout, modality zeroing) and M1/M2 alignment of a trained Stage-2 run."""
+    from mmicl.analysis.alignment import modality_alignment
+    from mmicl.config import stage2_specs
+    from mmicl.data.multimodal import load_multimodal_batches
+    from mmicl.interventions import run_interventions
+    from mmicl.io import load_torch, write_parquet
+    from mmicl.models.multimodal import MultimodalDecoder
+
+    _set_threads(args.threads)
+    run_dir = Path(args.run_dir)
+    spec = json.loads((run_dir / "config.json").read_text())["meta"]
+    world_spec, _, model_cfg = stage2_specs(spec["params1"], spec["params2"])
+    model = MultimodalDecoder(model_cfg)
+    model.load_state_dict(load_torch(run_dir / "model.pt"))
+    model.eval()
+    sets = load_multimodal_batches(run_dir / "testsets.pt")
+    interventions = run_interventions(model, sets, world_spec["L2"], splits=("IC", "IW"))
+    write_parquet(interventions, args.interventions)
+    full_ic = interventions.query("intervention == 'full' and split == 'IC'").accuracy.item()
+    rows = [{"split": name, **modality_alignment(model, sets[name]), "ic_accuracy": full_ic}
+            for name in ("IC", "Test")]
+    write_parquet(pd.DataFrame(rows), args.alignment)
+
+
+def cmd_table(args) -> None:
+    from mmicl.figures import figure_module
+    from mmicl.io import atomic_write, read_parquet
+
+    context = json.loads(args.context)
+    module = figure_module(args.name)
+    rows = module.table(read_parquet(args.table), context["sweep"], context["defaults"])
+    atomic_write(args.csv, lambda tmp: rows.to_csv(tmp, index=False))
+    text = module.markdown(rows)
+    atomic_write(args.md, lambda tmp: tmp.write_text(text))
+
+
 def run_table(path: str | Path) -> pd.DataFrame:
     """A per-run table with the run's id, seed and parameters attached as columns."""
     from mmicl.config import content_dim
@@ -57,9 +157,15 @@ def run_table(path: str | Path) -> pd.DataFrame:
         meta = json.loads((path.parent / "config.json").read_text())["meta"]
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{path.parent / 'config.json'}: missing or unreadable run config ({exc})")
-    params = dict(meta["params"])
-    params["D"] = content_dim(params)
-    columns = {"run": meta["run"], "seed": meta["seed"], **params}
+    if "params2" in meta:  # Stage 2: own parameters plus the Stage-1 ones as stage1.<key>
+        p1 = dict(meta["params1"])
+        p1["D"] = content_dim(p1)
+        columns = {"run": meta["run"], "stage1_run": meta["stage1_run"], "seed": meta["seed"],
+                   **meta["params2"], **{f"stage1.{k}": v for k, v in p1.items()}}
+    else:
+        params = dict(meta["params"])
+        params["D"] = content_dim(params)
+        columns = {"run": meta["run"], "seed": meta["seed"], **params}
     return df.assign(**columns)
 
 
@@ -98,6 +204,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train_stage1)
+
+    p = sub.add_parser("multimodal-world", help="draw a multimodal world (M1 + M2) as Parquet")
+    for key in ("seed", "K1", "L1", "D1", "K2", "L2", "D2"):
+        p.add_argument(f"--{key}", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_multimodal_world)
+
+    p = sub.add_parser("train-stage2", help="train one Stage-2 (multimodal) run")
+    p.add_argument("--spec", required=True, help="resolved run spec as JSON")
+    p.add_argument("--world", required=True, help="multimodal world Parquet file")
+    p.add_argument("--stage1-world", required=True, help="the Stage-1 world (M1 must match)")
+    p.add_argument("--stage1-model", default="", help="Stage-1 model.pt (omit for early fusion)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train_stage2)
+
+    p = sub.add_parser("analyze-stage2", help="knockouts, modality zeroing, alignment of a run")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--interventions", required=True)
+    p.add_argument("--alignment", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_analyze_stage2)
+
+    p = sub.add_parser("table", help="write a table figure's rows as CSV and Markdown")
+    p.add_argument("name")
+    p.add_argument("--table", required=True)
+    p.add_argument("--context", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--md", required=True)
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("collect", help="concatenate per-run tables with run parameters attached")
     p.add_argument("--out", required=True)

@@ -14,6 +14,24 @@ def world(results: str, seed: int | str, K, L, D) -> str:
     return f"{results}/worlds/seed={seed}_K={K}_L={L}_D={D}.parquet"
 
 
+def multimodal_world(results: str, seed, K1, L1, D1, K2, L2, D2) -> str:
+    """M1 part identical to world(seed, K1, L1, D1) by construction (checked when training)."""
+    return (f"{results}/worlds/multimodal/seed={seed}_K1={K1}_L1={L1}_D1={D1}"
+            f"_K2={K2}_L2={L2}_D2={D2}.parquet")
+
+
+def stage2_dir(results: str, tier: str, stage1_run: str, run: str, seed: int | str) -> str:
+    """A Stage-2 run sits under the Stage-1 run it starts from (or whose architecture it uses)."""
+    return f"{results}/{tier}/stage2/{stage1_run}/{run}/seed={seed}"
+
+
+def stage2_file(results: str, tier: str, stage1_run: str, run: str, seed, name: str) -> str:
+    return f"{stage2_dir(results, tier, stage1_run, run, seed)}/{name}"
+
+
+ANALYSIS_FILES = ("interventions.parquet", "alignment.parquet")
+
+
 def stage1_dir(results: str, tier: str, run: str, seed: int | str) -> str:
     return f"{results}/{tier}/stage1/{run}/seed={seed}"
 
@@ -32,6 +50,7 @@ def table(results: str, tier: str, name: str) -> str:
 
 
 def figure(results: str, name: str, ext: str = "pdf") -> str:
+    """Figures (pdf, png) and tables (also csv, md) live together under results/figures/."""
     return f"{results}/figures/{name}.{ext}"
 
 

@@ -228,3 +228,63 @@ def fit(
     }, out_dir / "config.json")
     resume_path.unlink(missing_ok=True)
     return curve
+
+
+def train_stage2(
+    world,
+    spec,
+    model_cfg,
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    seed: int,
+    stage1_state: dict | None,
+    freeze_decoder: bool = True,
+    freeze_head: bool = False,
+    test_set_size: int = 1000,
+    attention_sequences: int = 256,
+    device: str = "cpu",
+    meta: dict | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train one Stage-2 run: the Stage-1 decoder (`stage1_state`; None = early fusion from
+    scratch) plus a fresh projector on interleaved triplets. Same outputs as Stage 1."""
+    from mmicl.data.multimodal import (
+        generate_multimodal, make_multimodal_test_sets, save_multimodal_batches,
+    )
+    from mmicl.models.multimodal import MultimodalDecoder
+
+    seeds = RunSeeds.from_run_seed(seed)
+    spec_dict = {
+        "meta": meta or {},
+        "world": {"seed": world.seed, "K1": world.m1.K, "L1": world.m1.L, "D1": world.m1.D,
+                  "K2": world.K2, "L2": world.L2, "D2": world.D2},
+        "sequences": asdict(spec),
+        "model": {"decoder": asdict(model_cfg.decoder), "m2_dim": model_cfg.m2_dim,
+                  "projector": model_cfg.projector},
+        "init": "stage1" if stage1_state is not None else "scratch (early fusion)",
+        "freeze_decoder": freeze_decoder,
+        "freeze_head": freeze_head,
+        "train": asdict(train_cfg),
+        "seeds": asdict(seeds),
+        "test_set_size": test_set_size,
+        "device": str(device),
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeds.init)
+        model = MultimodalDecoder(model_cfg)
+    if stage1_state is not None:
+        model.decoder.load_state_dict(stage1_state)
+        if freeze_decoder:
+            model.freeze_decoder(include_head=freeze_head)
+    model.to(device)
+    world_dev = world.to(device)
+    test_sets = make_multimodal_test_sets(world_dev, spec, test_set_size, seeds.eval_data,
+                                          device=device)
+    return fit(
+        model, model.parameters(),
+        lambda gen: generate_multimodal(world_dev, spec, train_cfg.batch_size, gen),
+        # swapped labels cycle within the M2 label set: IC2 expects (y + 1) mod L2
+        test_sets, world.L2, train_cfg, out_dir, spec_dict, seeds, device,
+        save_test_sets=save_multimodal_batches, attention_sequences=attention_sequences,
+        progress=progress,
+    )

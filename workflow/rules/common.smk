@@ -5,7 +5,7 @@ import shlex
 
 from mmicl import config as mcfg
 from mmicl import paths
-from mmicl.figures import FIGURES, SOURCES
+from mmicl.figures import FIGURE_STAGE, FIGURES, SOURCES, TABLES
 
 mcfg.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
 TIER = mcfg.tier_config(config)
@@ -30,8 +30,10 @@ SLURM_PLACEMENT = {
 
 wildcard_constraints:
     run=r"[^/]+",
+    stage1_run=r"[^/]+",
     seed=r"\d+",
     figure="|".join(FIGURES),
+    table="|".join(TABLES),
 
 
 def run_params(run):
@@ -52,7 +54,8 @@ def stage1_spec(run, seed):
 
 
 def quoted_json(obj):
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+    # key order matters: a figure grid lists its hue key before its x key
+    return shlex.quote(json.dumps(obj))
 
 
 def world_of(run, seed):
@@ -60,17 +63,69 @@ def world_of(run, seed):
     return paths.world(RESULTS, seed, world["K"], world["L"], world["D"])
 
 
-def stage1_outputs(figure):
+def stage2_params(stage1_run, run):
+    return mcfg.parse_run_id(stage1_run, DEFAULTS), mcfg.parse_run_id(run, TIER["stage2"])
+
+
+def stage2_spec(stage1_run, run, seed):
+    p1, p2 = stage2_params(stage1_run, run)
+    train = TIER["train2"]
+    if p2["early_fusion"]:
+        train = {**train, **TIER.get("train_early_fusion", {})}
+    return {
+        "tier": TIER_NAME,
+        "run": run,
+        "stage1_run": stage1_run,
+        "seed": int(seed),
+        "params1": p1,
+        "params2": p2,
+        "train": train,
+        "eval": TIER["eval"],
+        "device": DEVICE,
+    }
+
+
+def stage2_inputs(wc):
+    """The multimodal world, the Stage-1 world it must extend, and (two-stage runs) the
+    Stage-1 checkpoint of the same seed: a dependency, never a typed path."""
+    p1, p2 = stage2_params(wc.stage1_run, wc.run)
+    world, _, _ = mcfg.stage2_specs(p1, p2)
+    inputs = {
+        "world": paths.multimodal_world(RESULTS, wc.seed, *world.values()),
+        "stage1_world": world_of(wc.stage1_run, wc.seed),
+    }
+    if not p2["early_fusion"]:
+        inputs["stage1_model"] = paths.stage1_file(
+            RESULTS, TIER_NAME, wc.stage1_run, wc.seed, "model.pt"
+        )
+    return inputs
+
+
+def figure_inputs(figure):
     name = f"{SOURCES[figure]}.parquet"
+    if FIGURE_STAGE[figure] == 1:
+        return [
+            paths.stage1_file(RESULTS, TIER_NAME, run, seed, name)
+            for run, seed in mcfg.figure_runs(TIER, figure)
+        ]
     return [
-        paths.stage1_file(RESULTS, TIER_NAME, run, seed, name)
-        for run, seed in mcfg.figure_runs(TIER, figure)
+        paths.stage2_file(RESULTS, TIER_NAME, s1, s2, seed, name)
+        for s1, s2, seed in mcfg.stage2_figure_runs(TIER, figure)
     ]
+
+
+def figure_context(figure):
+    """What a figure module needs besides its table: its sweep and the defaults (Stage-2
+    figures see Stage-1 defaults as stage1.<key>)."""
+    defaults = dict(DEFAULTS)
+    if FIGURE_STAGE[figure] == 2:
+        defaults = {**TIER["stage2"], **{f"stage1.{k}": v for k, v in DEFAULTS.items()}}
+    return quoted_json({"sweep": TIER["figures"][figure], "defaults": defaults})
 
 
 def figure_targets():
-    return [
-        paths.figure(RESULTS, name, ext)
-        for name in TIER["figures"]
-        for ext in ("pdf", "png")
-    ]
+    targets = []
+    for name in TIER["figures"]:
+        exts = ("pdf", "png", "csv", "md") if name in TABLES else ("pdf", "png")
+        targets += [paths.figure(RESULTS, name, ext) for ext in exts]
+    return targets

@@ -4,11 +4,12 @@
 localrules:
     collect,
     figure,
+    table,
 
 
 rule collect:
     input:
-        lambda wc: stage1_outputs(wc.figure),
+        lambda wc: figure_inputs(wc.figure),
     output:
         paths.table(RESULTS, TIER_NAME, "{figure}"),
     log:
@@ -28,9 +29,7 @@ rule figure:
         pdf=paths.figure(RESULTS, "{figure}", "pdf"),
         png=paths.figure(RESULTS, "{figure}", "png"),
     params:
-        context=lambda wc: quoted_json(
-            {"sweep": TIER["figures"][wc.figure], "defaults": DEFAULTS}
-        ),
+        context=lambda wc: figure_context(wc.figure),
     log:
         paths.log(RESULTS, TIER_NAME, "figures", "{figure}"),
     benchmark:
@@ -40,3 +39,22 @@ rule figure:
     shell:
         "mmicl figure {wildcards.figure} --table {input.table} --context {params.context} "
         "--pdf {output.pdf} --png {output.png} 2> {log}"
+
+
+rule table:
+    input:
+        table=paths.table(RESULTS, TIER_NAME, "{table}"),
+    output:
+        csv=paths.figure(RESULTS, "{table}", "csv"),
+        md=paths.figure(RESULTS, "{table}", "md"),
+    params:
+        context=lambda wc: figure_context(wc.table),
+    log:
+        paths.log(RESULTS, TIER_NAME, "tables", "{table}-rows"),
+    benchmark:
+        paths.benchmark(RESULTS, TIER_NAME, "tables", "{table}-rows")
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "mmicl table {wildcards.table} --table {input.table} --context {params.context} "
+        "--csv {output.csv} --md {output.md} 2> {log}"

@@ -294,24 +294,26 @@ def save_batches(batches: dict[str, Batch], path: str | os.PathLike) -> None:
     payload = {
         "format": _BATCHES_FORMAT,
         "sets": {
-            name: {f.name: getattr(batch, f.name).detach().cpu() for f in fields(Batch)}
+            name: {f.name: getattr(batch, f.name).detach().cpu() for f in fields(batch)}
             for name, batch in batches.items()
         },
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_batches(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Batch]:
+def load_batches(path: str | os.PathLike, device: torch.device | str = "cpu", cls=None) -> dict:
+    """Inverse of save_batches; `cls` is the batch dataclass (default: the unimodal Batch)."""
+    cls = cls or Batch
     path = Path(path)
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != _BATCHES_FORMAT:
             raise ValueError(f"not a {_BATCHES_FORMAT} file")
-        expected = {f.name for f in fields(Batch)}
+        expected = {f.name for f in fields(cls)}
         for name, tensors in payload["sets"].items():
             if set(tensors) != expected:
                 raise ValueError(f"set {name!r} has fields {sorted(tensors)}, expected {sorted(expected)}")
-        return {name: Batch(**tensors) for name, tensors in payload["sets"].items()}
+        return {name: cls(**tensors) for name, tensors in payload["sets"].items()}
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises RuntimeError/EOFError/UnpicklingError on torn files

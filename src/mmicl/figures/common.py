@@ -27,6 +27,16 @@ SPLIT_TITLES = {
 }
 PARAM_LABELS = {
     "K": "number of classes K",
+    "K2": "M2 classes K2",
+    "eps1": "M1 noise ε1",
+    "eps2": "M2 noise ε2",
+    "alpha1": "M1 Zipf exponent α1",
+    "alpha2": "M2 Zipf exponent α2",
+    "D2": "M2 dimension D2",
+    "early_fusion": "training",
+    "projector": "projector",
+    "stage1.n_layers": "decoder layers",
+    "stage1.n_heads": "decoder heads",
     "B": "burstiness B",
     "eps": "within-class noise ε",
     "alpha": "Zipf exponent α",
@@ -84,7 +94,7 @@ def line_panel(ax, df: pd.DataFrame, x: str, hue: str | None, split: str, label_
         line, = ax.plot(xs, stats["mean"], marker="o", label=label)
         ax.fill_between(xs, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
                         color=line.get_color(), alpha=0.2, linewidth=0)
-    if x == "K":
+    if x in ("K", "K2", "D2"):
         ax.set_xscale("log", base=2)
     else:
         ax.set_xticks(sorted(sub[x].unique()))
@@ -195,5 +205,35 @@ def sweep_lines_figure(df, sweep, defaults, title: str, hue: str | None = None) 
         sub = select(df, defaults, sweep, grid)
         for i, split in enumerate(("IC", "IW")):
             line_panel(axes[i, j], sub, x, hue, split)
+    fig.suptitle(f"{title} ({seeds_note(df)})", fontsize=10)
+    return fig
+
+
+def pair_heatmap_figure(df, sweep, defaults, title: str,
+                        splits: tuple[str, ...] = ("IC", "IW")) -> plt.Figure:
+    """One two-key grid (x = first key, y = second) as IC and IW heatmaps (Fig. 4a-c)."""
+    (grid,) = grids_of(sweep)
+    cols, rows = list(grid)
+    sub = select(df, defaults, sweep, grid)
+    fig, axes = plt.subplots(1, len(splits), squeeze=False, figsize=(3.8 * len(splits), 3.2),
+                             constrained_layout=True)
+    im = None
+    for ax, split in zip(axes[0], splits):
+        im = heatmap_panel(ax, sub, rows, cols, split, SPLIT_TITLES.get(split, split))
+    fig.colorbar(im, ax=axes, shrink=0.8, label="accuracy")
+    fig.suptitle(f"{title} ({seeds_note(df)})", fontsize=10)
+    return fig
+
+
+def grouped_lines_figure(df, sweep, defaults, title: str, label_fmt=str) -> plt.Figure:
+    """For each grid (a hue key and an x key): IC (top) and IW (bottom) accuracy against x."""
+    grids = grids_of(sweep)
+    fig, axes = plt.subplots(2, len(grids), squeeze=False, figsize=(4.2 * len(grids), 5.8),
+                             constrained_layout=True)
+    for j, grid in enumerate(grids):
+        hue, x = list(grid)
+        sub = select(df, defaults, sweep, grid)
+        for i, split in enumerate(("IC", "IW")):
+            line_panel(axes[i, j], sub, x, hue, split, label_fmt=label_fmt)
     fig.suptitle(f"{title} ({seeds_note(df)})", fontsize=10)
     return fig

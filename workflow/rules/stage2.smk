@@ -1,0 +1,90 @@
+# Stage 2 (multimodal fusion): multimodal worlds, training from the Stage-1 checkpoint of the same
+# seed (or from scratch for early fusion), and the per-run interventions / alignment analysis.
+
+
+rule multimodal_world:
+    input:
+        # the M1 half must be the Stage-1 world; drawing both from one seed guarantees it and
+        # train_stage2 checks it bit for bit
+        stage1_world=paths.world(RESULTS, "{seed}", "{K1}", "{L1}", "{D1}"),
+    output:
+        paths.multimodal_world(RESULTS, "{seed}", "{K1}", "{L1}", "{D1}", "{K2}", "{L2}", "{D2}"),
+    log:
+        paths.log(RESULTS, TIER_NAME, "worlds", "mm_seed={seed}_{K1}_{L1}_{D1}_{K2}_{L2}_{D2}"),
+    benchmark:
+        paths.benchmark(RESULTS, TIER_NAME, "worlds", "mm_seed={seed}_{K1}_{L1}_{D1}_{K2}_{L2}_{D2}")
+    wildcard_constraints:
+        K1=r"\d+",
+        L1=r"\d+",
+        D1=r"\d+",
+        K2=r"\d+",
+        L2=r"\d+",
+        D2=r"\d+",
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "mmicl multimodal-world --seed {wildcards.seed} --K1 {wildcards.K1} --L1 {wildcards.L1} "
+        "--D1 {wildcards.D1} --K2 {wildcards.K2} --L2 {wildcards.L2} --D2 {wildcards.D2} "
+        "--out {output} 2> {log}"
+
+
+rule train_stage2:
+    input:
+        unpack(stage2_inputs),
+    output:
+        **{
+            name.split(".")[0]: paths.stage2_file(
+                RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", name
+            )
+            for name in paths.RUN_FILES
+        },
+    params:
+        spec=lambda wc: quoted_json(stage2_spec(wc.stage1_run, wc.run, wc.seed)),
+        out_dir=lambda wc: paths.stage2_dir(RESULTS, TIER_NAME, wc.stage1_run, wc.run, wc.seed),
+        stage1_model=lambda wc, input: input.get("stage1_model", ""),
+    log:
+        paths.log(RESULTS, TIER_NAME, "stage2", "{stage1_run}", "{run}", "seed={seed}"),
+    benchmark:
+        paths.benchmark(RESULTS, TIER_NAME, "stage2", "{stage1_run}", "{run}", "seed={seed}")
+    threads: THREADS
+    resources:
+        mem_mb=SLURM.get("mem_mb", 2000),
+        runtime=SLURM.get("runtime_minutes", 120),
+        gpu=GPUS,
+        **SLURM_PLACEMENT,
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "mmicl train-stage2 --spec {params.spec} --world {input.world} "
+        "--stage1-world {input.stage1_world} --stage1-model '{params.stage1_model}' "
+        "--out-dir {params.out_dir} --threads {threads} 2> {log}"
+
+
+rule analyze_stage2:
+    input:
+        model=paths.stage2_file(RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "model.pt"),
+        testsets=paths.stage2_file(
+            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "testsets.pt"
+        ),
+        config=paths.stage2_file(
+            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "config.json"
+        ),
+    output:
+        interventions=paths.stage2_file(
+            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "interventions.parquet"
+        ),
+        alignment=paths.stage2_file(
+            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "alignment.parquet"
+        ),
+    params:
+        run_dir=lambda wc: paths.stage2_dir(RESULTS, TIER_NAME, wc.stage1_run, wc.run, wc.seed),
+    log:
+        paths.log(RESULTS, TIER_NAME, "analysis", "{stage1_run}", "{run}", "seed={seed}"),
+    benchmark:
+        paths.benchmark(RESULTS, TIER_NAME, "analysis", "{stage1_run}", "{run}", "seed={seed}")
+    threads: THREADS
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "mmicl analyze-stage2 --run-dir {params.run_dir} --interventions {output.interventions} "
+        "--alignment {output.alignment} --threads {threads} 2> {log}"
