@@ -53,9 +53,10 @@ def stage1_spec(run, seed):
     }
 
 
-def quoted_json(obj):
-    # key order matters: a figure grid lists its hue key before its x key
-    return shlex.quote(json.dumps(obj))
+def quoted_json(obj, sort_keys=True):
+    """Shell-quoted JSON. Run specs are sorted (a stable text, so Snakemake's params trigger
+    only fires on real changes); figure contexts keep their order (hue key before x key)."""
+    return shlex.quote(json.dumps(obj, sort_keys=sort_keys))
 
 
 def world_of(run, seed):
@@ -120,7 +121,7 @@ def figure_context(figure):
     defaults = dict(DEFAULTS)
     if FIGURE_STAGE[figure] == 2:
         defaults = {**TIER["stage2"], **{f"stage1.{k}": v for k, v in DEFAULTS.items()}}
-    return quoted_json({"sweep": TIER["figures"][figure], "defaults": defaults})
+    return quoted_json({"sweep": TIER["figures"][figure], "defaults": defaults}, sort_keys=False)
 
 
 def figure_targets():
