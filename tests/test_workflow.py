@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mmicl import config as mcfg
-from mmicl.figures import FIGURES
+from mmicl.figures import FIGURES, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -45,6 +45,7 @@ def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     assert counts["train_stage1"] == len(mcfg.all_runs(tier))
+    assert counts["train_stage2"] == len(mcfg.all_stage2_runs(tier))
     assert counts["figure"] == len(FIGURES)
     full = snakemake("-n", workdir=tmp_path).stdout
     for name in FIGURES:
@@ -75,6 +76,11 @@ def test_slurm_profile_dry_run_resolves(tmp_path):
     (lambda c: c["defaults"]["stage1"].update(B=3), "N=8 is not divisible by B=3"),
     (lambda c: c["defaults"]["figures"]["fig2a"]["grid"].update(K=[100]),
      "K=100 must be a multiple of L=32"),
+    (lambda c: c["defaults"]["figures"]["fig4a"]["grid"].update(K2=[100]),
+     "K2=100 must be a multiple of L2=32"),
+    (lambda c: c["defaults"]["stage2"].update(L2=64), "L2=64 exceeds L1=32"),
+    (lambda c: c["defaults"]["figures"]["fig5"].update(grid={"stage1.depth": [2]}),
+     "'stage1.depth' is neither a Stage-2 parameter"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -103,8 +109,14 @@ def test_smoke_tier_builds_every_figure(tmp_path):
             assert path.stat().st_size > 1000, path
     models = list((results / "smoke" / "stage1").glob("*/seed=*/model.pt"))
     assert len(models) == len(mcfg.all_runs(tier))
+    stage2 = list((results / "smoke" / "stage2").glob("*/*/seed=*/model.pt"))
+    assert len(stage2) == len(mcfg.all_stage2_runs(tier))
+    for name in TABLES:
+        assert "| full model |" in (results / "figures" / f"{name}.md").read_text()
+        assert (results / "figures" / f"{name}.csv").stat().st_size > 50
     # every job left its log and benchmark
     assert len(list((results / "smoke" / "benchmarks" / "stage1").rglob("*.tsv"))) == len(models)
+    assert len(list((results / "smoke" / "benchmarks" / "stage2").rglob("*.tsv"))) == len(stage2)
     table = pd.read_parquet(results / "smoke" / "tables" / "fig2c.parquet")
     assert set(table["split"]) == {"train", "Test", "IC", "IC2", "IW"}
     assert table["accuracy"].between(0, 1).all()
@@ -115,3 +127,15 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     rebuilt = snakemake("-n", "results/figures/fig2c.pdf", "--config", "tier=smoke",
                         workdir=tmp_path).stdout
     assert "train_stage1" not in rebuilt and "figure" in rebuilt
+
+
+def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed(tmp_path):
+    """In the default DAG each Stage-1 checkpoint is trained once; each two-stage run reads the
+    checkpoint of its own seed, early-fusion runs read none."""
+    tier = resolved_tier("laptop")
+    for s1, s2, seed in mcfg.all_stage2_runs(tier):
+        early = mcfg.parse_run_id(s2, tier["stage2"])["early_fusion"]
+        assert early or (s1, seed) in mcfg.all_runs(tier)
+    out = snakemake("-n", "--forceall", "--quiet", "rules", workdir=tmp_path).stdout
+    counts = dict(l.split() for l in out.splitlines() if len(l.split()) == 2 and l.split()[1].isdigit())
+    assert int(counts["train_stage1"]) == len(mcfg.all_runs(tier))
