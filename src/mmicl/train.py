@@ -54,11 +54,11 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def init_model(cfg: DecoderConfig, seed: int, device: str | torch.device) -> Decoder:
-    """Build the decoder from its own RNG stream, leaving the global torch RNG untouched."""
+def init_model(build: Callable[[], torch.nn.Module], seed: int, device) -> torch.nn.Module:
+    """Build a model from its own RNG stream, leaving the global torch RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Decoder(cfg)
+        model = build()
     return model.to(device)
 
 
@@ -122,7 +122,7 @@ def train_run(
         "device": str(device),
     }
     world_dev = world.to(device)
-    model = init_model(model_cfg, seeds.init, device)
+    model = init_model(lambda: Decoder(model_cfg), seeds.init, device)
     test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
     return fit(
         model, model.parameters(), lambda gen: generate_sequences(world_dev, seq, train_cfg.batch_size, gen),
@@ -269,14 +269,11 @@ def train_stage2(
         "test_set_size": test_set_size,
         "device": str(device),
     }
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeds.init)
-        model = MultimodalDecoder(model_cfg)
+    model = init_model(lambda: MultimodalDecoder(model_cfg), seeds.init, device)
     if stage1_state is not None:
         model.decoder.load_state_dict(stage1_state)
         if freeze_decoder:
             model.freeze_decoder(include_head=freeze_head)
-    model.to(device)
     world_dev = world.to(device)
     test_sets = make_multimodal_test_sets(world_dev, spec, test_set_size, seeds.eval_data,
                                           device=device)

@@ -22,7 +22,7 @@ import torch
 
 from mmicl.data.sequences import (
     SequenceSpec, _distinct_label_slots, _prototypes, _zipf_draws, exemplars, load_batches,
-    save_batches, zipf_probs,
+    save_batches, test_set_specs, zipf_probs,
 )
 from mmicl.data.worlds import MultimodalWorld
 
@@ -161,16 +161,9 @@ def generate_multimodal(world: MultimodalWorld, spec: MultimodalSpec, S: int,
 TEST_SET_NAMES = ("Test", "IC", "IC2", "IW")
 
 
-def multimodal_test_set_specs(train: MultimodalSpec) -> dict[str, MultimodalSpec]:
-    """Same four sets as Stage 1 (§1.7), with the training B, noise and Zipf exponents."""
-    from dataclasses import replace
-
-    return {
-        "Test": train,
-        "IC": replace(train, p_bursty=1.0, p_novel=1.0, flip_labels=False),
-        "IC2": replace(train, p_bursty=1.0, p_novel=0.0, flip_labels=True),
-        "IW": replace(train, B=0, p_bursty=0.0, p_novel=0.0, flip_labels=False),
-    }
+# The four sets differ from training only in p_bursty, p_novel, flip_labels and B, which the
+# multimodal spec shares with the unimodal one, so the unimodal definition (§1.7) applies as is.
+multimodal_test_set_specs = test_set_specs
 
 
 def make_multimodal_test_sets(world: MultimodalWorld, train: MultimodalSpec, S: int, seed: int,
