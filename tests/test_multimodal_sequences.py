@@ -113,3 +113,39 @@ def test_bad_spec_names_the_field():
         MultimodalSpec(B=3)
     with pytest.raises(ValueError, match="N=30"):
         MultimodalSpec(N=30, B=2)
+
+
+def test_joint_labels_need_both_modalities(world):
+    from mmicl.data.multimodal import generate_joint
+
+    G2 = 4
+    G1 = L1 // G2
+    b = generate_joint(world, G2, MultimodalSpec(eps1=0.0, eps2=0.0), 300, gen(9))
+    assert torch.equal(b.seq_labels, b.m1_classes % G1 * G2 + b.m2_classes % G2)
+    assert torch.equal(b.inputs[:, 2 : 3 * N : 3], world.m1.label_vectors[b.seq_labels[:, :N]])
+    # pairs are tiled B times and the query pair is in the context
+    pairs = b.m1_classes * (K2 + 1000) + b.m2_classes
+    assert all((row[:N] == row[N]).any() for row in pairs)
+    # M1 and M2 classes of a pair are independent: M1 group does not predict M2 group
+    agree = (b.m1_classes % G2 == b.m2_classes % G2).float().mean().item()
+    assert agree < 0.5
+
+
+def test_joint_flip_shifts_context_tokens_only_the_double_shift_fix(world):
+    from mmicl.data.multimodal import generate_joint
+
+    b = generate_joint(world, 4, MultimodalSpec(flip_labels=True), 100, gen(10))
+    assert torch.equal(b.inputs[:, 2 : 3 * N : 3],
+                       world.m1.label_vectors[(b.seq_labels[:, :N] + 1) % L1])
+    assert torch.equal(b.targets, b.seq_labels[:, N])            # true label, shifted once by eval
+    assert torch.equal(expected_target(b, "IC2", L1), (b.targets + 1) % L1)
+
+
+def test_joint_novel_groups_and_bad_G2(world):
+    from mmicl.data.multimodal import generate_joint
+
+    b = generate_joint(world, 4, MultimodalSpec(p_novel=1.0), 200, gen(11))
+    assert (b.m1_classes >= K1).all() and (b.m2_classes >= K2).all()
+    assert torch.equal(b.seq_labels, (b.m1_classes - K1) % 8 * 4 + (b.m2_classes - K2) % 4)
+    with pytest.raises(ValueError, match="G2=5"):
+        generate_joint(world, 5, MultimodalSpec(), 4, gen())

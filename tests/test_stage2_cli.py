@@ -18,7 +18,8 @@ P1 = {"K": 64, "L": 32, "D": 16, "N": 8, "B": 4, "p_bursty": 1.0, "p_novel": 0.0
       "mlp_variant": "reference"}
 P2 = {"K2": 32, "L2": 32, "D2": 8, "N": 4, "B": 2, "p_bursty": 1.0, "p_novel": 0.0, "eps1": 0.1,
       "eps2": 0.1, "alpha1": 0.0, "alpha2": 0.0, "no_repeats": False, "projector": "small",
-      "freeze_decoder": True, "freeze_head": False, "early_fusion": False}
+      "freeze_decoder": True, "freeze_head": False, "early_fusion": False,
+      "label_mode": "standard", "G2": 4, "n_novel2": 0}
 SPEC = {"run": "r", "stage1_run": "s", "seed": 0, "params1": P1, "params2": P2,
         "train": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.0,
                   "batch_size": 8, "iterations": 6, "eval_every": 3, "checkpoint_every": 3},
@@ -75,3 +76,16 @@ def test_early_fusion_takes_no_checkpoint(files):
     main(_args(files, spec=spec, model=""))
     cfg = json.loads((files / "out/config.json").read_text())
     assert cfg["init"].startswith("scratch") and cfg["trainable_params"] == cfg["num_params"]
+
+
+def test_joint_label_run_trains_and_evaluates_over_the_whole_vocabulary(files):
+    spec = json.loads(json.dumps(SPEC))
+    spec["params2"].update(label_mode="joint", G2=4)
+    save_world(make_multimodal_world(0, 64, 32, 16, 32, 4, 8), files / "joint.parquet")
+    main(_args(files, spec=spec, world="joint.parquet"))
+    from mmicl.data.multimodal import load_multimodal_batches
+
+    sets = load_multimodal_batches(files / "out/testsets.pt")
+    assert sets["Test"].seq_labels.max() >= 4      # joint labels span L1, not just G2
+    cfg = json.loads((files / "out/config.json").read_text())
+    assert cfg["joint_G2"] == 4

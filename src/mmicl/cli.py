@@ -106,6 +106,7 @@ def cmd_train_stage2(args) -> None:
         test_set_size=spec["eval"]["test_set_size"],
         attention_sequences=spec["eval"]["attention_sequences"],
         device=spec.get("device", "cpu"), meta=spec, progress=not args.no_progress,
+        joint_G2=p2["G2"] if p2["label_mode"] == "joint" else None,
     )
 
 
@@ -126,7 +127,9 @@ def cmd_analyze_stage2(args) -> None:
     model.load_state_dict(load_torch(run_dir / "model.pt"))
     model.eval()
     sets = load_multimodal_batches(run_dir / "testsets.pt")
-    interventions = run_interventions(model, sets, world_spec["L2"], splits=("IC", "IW"))
+    p2 = spec["params2"]
+    modulus = world_spec["L1"] if p2["label_mode"] == "joint" else world_spec["L2"]
+    interventions = run_interventions(model, sets, modulus, splits=("IC", "IW"))
     write_parquet(interventions, args.interventions)
     full_ic = interventions.query("intervention == 'full' and split == 'IC'").accuracy.item()
     rows = [{"split": name, **modality_alignment(model, sets[name]), "ic_accuracy": full_ic}

@@ -189,6 +189,8 @@ def canonical_params(params: Mapping, defaults: Mapping) -> dict:
     if out.get("early_fusion"):
         out["freeze_decoder"] = False
         out["freeze_head"] = False
+    if out.get("label_mode") == "standard":
+        out["G2"] = defaults["G2"]
     return out
 
 
@@ -336,6 +338,12 @@ def stage2_specs(p1: Mapping, p2: Mapping):
 
     world1, _, decoder_cfg = stage1_specs(p1)
     K2, L2, D2 = int(p2["K2"]), int(p2["L2"]), int(p2["D2"])
+    if p2["label_mode"] == "joint":
+        # joint labels g1*G2 + g2 over the whole M1 vocabulary: G1 = L1 / G2, and the world's
+        # M2 grouping is k mod G2 (so the world is the multimodal one with L2 = G2)
+        if world1["L"] % p2["G2"]:
+            raise ValueError(f"G2={p2['G2']} must divide L1={world1['L']} (G1 = L1 / G2)")
+        L2 = int(p2["G2"])
     if L2 > world1["L"]:
         raise ValueError(f"L2={L2} exceeds L1={world1['L']}: M2 labels are a subset of M1's")
     if K2 % L2:
@@ -344,6 +352,7 @@ def stage2_specs(p1: Mapping, p2: Mapping):
     spec = MultimodalSpec(
         N=p2["N"], B=p2["B"], p_bursty=p2["p_bursty"], p_novel=p2["p_novel"], eps1=p2["eps1"],
         eps2=p2["eps2"], alpha1=p2["alpha1"], alpha2=p2["alpha2"], no_repeats=p2["no_repeats"],
+        n_novel2=p2["n_novel2"] or None,
     )
     model = MultimodalConfig(decoder=decoder_cfg, m2_dim=D2, projector=p2["projector"])
     return world, spec, model

@@ -245,11 +245,13 @@ def train_stage2(
     device: str = "cpu",
     meta: dict | None = None,
     progress: bool = True,
+    joint_G2: int | None = None,
 ) -> pd.DataFrame:
     """Train one Stage-2 run: the Stage-1 decoder (`stage1_state`; None = early fusion from
-    scratch) plus a fresh projector on interleaved triplets. Same outputs as Stage 1."""
+    scratch) plus a fresh projector on interleaved triplets. Same outputs as Stage 1.
+    joint_G2: joint-label sequences with that many M2 groups (labels span all of L1)."""
     from mmicl.data.multimodal import (
-        generate_multimodal, make_multimodal_test_sets, save_multimodal_batches,
+        generate_joint, generate_multimodal, make_multimodal_test_sets, save_multimodal_batches,
     )
     from mmicl.models.multimodal import MultimodalDecoder
 
@@ -264,6 +266,7 @@ def train_stage2(
         "init": "stage1" if stage1_state is not None else "scratch (early fusion)",
         "freeze_decoder": freeze_decoder,
         "freeze_head": freeze_head,
+        "joint_G2": joint_G2,
         "train": asdict(train_cfg),
         "seeds": asdict(seeds),
         "test_set_size": test_set_size,
@@ -276,12 +279,16 @@ def train_stage2(
             model.freeze_decoder(include_head=freeze_head)
     world_dev = world.to(device)
     test_sets = make_multimodal_test_sets(world_dev, spec, test_set_size, seeds.eval_data,
-                                          device=device)
+                                          device=device, G2=joint_G2)
+    if joint_G2 is None:
+        sample = lambda gen: generate_multimodal(world_dev, spec, train_cfg.batch_size, gen)  # noqa: E731
+    else:
+        sample = lambda gen: generate_joint(world_dev, joint_G2, spec, train_cfg.batch_size, gen)  # noqa: E731
+    # swapped labels cycle within the label set in use: IC2 expects (y + 1) mod L2 (joint: L1)
+    modulus = world.L2 if joint_G2 is None else world.m1.L
     return fit(
-        model, model.parameters(),
-        lambda gen: generate_multimodal(world_dev, spec, train_cfg.batch_size, gen),
-        # swapped labels cycle within the M2 label set: IC2 expects (y + 1) mod L2
-        test_sets, world.L2, train_cfg, out_dir, spec_dict, seeds, device,
+        model, model.parameters(), sample,
+        test_sets, modulus, train_cfg, out_dir, spec_dict, seeds, device,
         save_test_sets=save_multimodal_batches, attention_sequences=attention_sequences,
         progress=progress,
     )

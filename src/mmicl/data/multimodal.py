@@ -141,21 +141,73 @@ def generate_multimodal(world: MultimodalWorld, spec: MultimodalSpec, S: int,
     classes2 = torch.where(novel[:, None], with_query(novel_ctx2), known2)
 
     labels = classes2 % L2  # K2 is a multiple of L2, so novel ids keep their label
-    items1 = exemplars(_prototypes(m1.class_means, novel1, classes1), spec.eps1, generator)
-    items2 = exemplars(_prototypes(world.m2_class_means, novel2, classes2), spec.eps2, generator)
-    shown = (labels[:, :N] + (spec.flip_labels & ~novel).long()[:, None]) % L2
+    return _assemble(world, spec, classes1, classes2, labels, L2, novel, bursty,
+                     (novel1, novel2), generator)
+
+
+def _assemble(world, spec, classes1, classes2, labels, n_labels, novel, bursty, novel_means,
+              generator) -> MultimodalBatch:
+    """Exemplars, label tokens (flipped for in-distribution rows if asked) and the APE shift."""
+    S, N = labels.shape[0], spec.N
+    m1, device = world.m1, labels.device
+    items1 = exemplars(_prototypes(m1.class_means, novel_means[0], classes1), spec.eps1, generator)
+    items2 = exemplars(_prototypes(world.m2_class_means, novel_means[1], classes2), spec.eps2,
+                       generator)
+    shown = (labels[:, :N] + (spec.flip_labels & ~novel).long()[:, None]) % n_labels
     pos_offsets = torch.randint(0, 2 * spec.n_max + 1 - (3 * N + 2) + 1, (S,),
                                 generator=generator, device=device)
-
-    inputs = torch.zeros(S, 3 * N + 2, D1, device=device, dtype=items1.dtype)
+    inputs = torch.zeros(S, 3 * N + 2, m1.D, device=device, dtype=items1.dtype)
     inputs[:, 0 : 3 * N : 3] = items1[:, :N]
-    inputs[:, 2 : 3 * N : 3] = world.m2_label_vectors[shown]
+    inputs[:, 2 : 3 * N : 3] = m1.label_vectors[shown]
     inputs[:, 3 * N] = items1[:, N]
     return MultimodalBatch(
         inputs=inputs, m2_inputs=items2, targets=labels[:, N], seq_labels=labels,
         m1_classes=classes1, m2_classes=classes2, is_novel=novel, is_bursty=bursty | novel,
         pos_offsets=pos_offsets,
     )
+
+
+def generate_joint(world: MultimodalWorld, G2: int, spec: MultimodalSpec, S: int,
+                   generator: torch.Generator) -> MultimodalBatch:
+    """Joint-label sequences (§1.6): the label of a pair needs both modalities,
+    y = g1(k1)·G2 + g2(k2) with g1(k) = k mod G1, g2(k) = k mod G2 and G1 = L1 / G2, so the world
+    is the multimodal world with L2 = G2 and its M1 half is the Stage-1 world. M1 and M2 classes
+    of a pair are drawn independently (no_repeats does not apply). Swapped labels shift the
+    context label tokens only; targets stay true (the authors also shift the target, which their
+    evaluator shifts again: the §9.8 double shift, fixed here)."""
+    m1 = world.m1
+    K1, L, D1, K2, D2 = m1.K, m1.L, m1.D, world.K2, world.D2
+    if L % G2 or K2 % G2:
+        raise ValueError(f"G2={G2} must divide L1={L} and K2={K2} (G1 = L1 / G2 groups)")
+    G1, N, device = L // G2, spec.N, m1.class_means.device
+    uni = spec.as_unimodal()
+    slots, burst = uni.n_slots, uni.burst
+    n_novel1 = max(G1, 128 // G1 * G1)
+    n_novel2 = max(G2, (128 * K2 // K1) // G2 * G2)
+    novel1 = torch.randn(n_novel1, D1, generator=generator, device=device) / math.sqrt(D1)
+    novel2 = torch.randn(n_novel2, D2, generator=generator, device=device) / math.sqrt(D2)
+
+    z1 = _zipf_draws(zipf_probs(K1, spec.alpha1, device), (S, slots + N + 1), generator)
+    z2 = _zipf_draws(zipf_probs(K2, spec.alpha2, device), (S, slots + N + 1), generator)
+    known1, known2 = _tile_and_shuffle(z1[:, :slots], z2[:, :slots], burst, generator)
+    n1 = torch.randint(0, n_novel1, (S, slots), generator=generator, device=device)
+    n2 = torch.randint(0, n_novel2, (S, slots), generator=generator, device=device)
+    novel_ctx1, novel_ctx2 = _tile_and_shuffle(n1 + K1, n2 + K2, burst, generator)
+    query_pos = torch.randint(0, N, (S, 1), generator=generator, device=device)
+    bursty = torch.rand(S, generator=generator, device=device) < uni.bursty_prob
+    novel = torch.rand(S, generator=generator, device=device) < spec.p_novel
+
+    def with_query(ctx):
+        return torch.cat([ctx, ctx.gather(1, query_pos)], dim=1)
+
+    classes1 = torch.where(novel[:, None], with_query(novel_ctx1),
+                           torch.where(bursty[:, None], with_query(known1), z1[:, slots:]))
+    classes2 = torch.where(novel[:, None], with_query(novel_ctx2),
+                           torch.where(bursty[:, None], with_query(known2), z2[:, slots:]))
+    # K1 and K2 are multiples of G1 and G2, so novel ids keep their group.
+    labels = classes1 % G1 * G2 + classes2 % G2
+    return _assemble(world, spec, classes1, classes2, labels, L, novel, bursty,
+                     (novel1, novel2), generator)
 
 
 TEST_SET_NAMES = ("Test", "IC", "IC2", "IW")
@@ -167,11 +219,15 @@ multimodal_test_set_specs = test_set_specs
 
 
 def make_multimodal_test_sets(world: MultimodalWorld, train: MultimodalSpec, S: int, seed: int,
-                              device="cpu") -> dict[str, MultimodalBatch]:
+                              device="cpu", G2: int | None = None) -> dict[str, MultimodalBatch]:
+    """The four fixed sets; with G2 the joint-label sets."""
     world = world.to(device)
     generator = torch.Generator(device).manual_seed(seed)
     specs = multimodal_test_set_specs(train)
-    return {name: generate_multimodal(world, specs[name], S, generator) for name in TEST_SET_NAMES}
+    if G2 is None:
+        return {name: generate_multimodal(world, specs[name], S, generator)
+                for name in TEST_SET_NAMES}
+    return {name: generate_joint(world, G2, specs[name], S, generator) for name in TEST_SET_NAMES}
 
 
 def save_multimodal_batches(batches: dict[str, MultimodalBatch], path) -> None:

@@ -12,6 +12,7 @@ STAGE1_FIGURES = (
 )
 STAGE2_FIGURES = (
     "fig4a", "fig4b", "fig4c", "fig4d", "fig5", "table2", "app_alignment", "app_projector",
+    "app_joint_label",
 )
 FIGURES = STAGE1_FIGURES + STAGE2_FIGURES
 # Tables are written as CSV and Markdown too (their module has table() and markdown()).

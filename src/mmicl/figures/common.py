@@ -35,6 +35,7 @@ PARAM_LABELS = {
     "D2": "M2 dimension D2",
     "early_fusion": "training",
     "projector": "projector",
+    "G2": "M2 groups G2",
     "stage1.n_layers": "decoder layers",
     "stage1.n_heads": "decoder heads",
     "B": "burstiness B",
