@@ -1,6 +1,7 @@
-"""Stage-1 training of one run: fixed evaluation sets, periodic evaluation, kill-safe resume.
+"""Training of one run (Stage 1: unimodal; Stage 2: multimodal fusion) with fixed evaluation
+sets, periodic evaluation and kill-safe resume; both stages share one loop, `fit`.
 
-One run = one world, one sequence spec, one decoder config, one seed. Three independent seeds are
+One run = one world, one sequence spec, one model config, one seed. Three independent seeds are
 derived from the run seed (model init, training data, evaluation data) and recorded in config.json.
 The full training state (weights, optimizer, data-generator state, curve so far) is checkpointed
 every `checkpoint_every` steps to ``resume.pt``; a rerun after a kill continues from there and ends
