@@ -17,7 +17,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-USE_SDPA = False
 PE_KINDS = ("ape", "rope", "alibi", "hybrid")
 ROPE_IMPLS = ("reference", "standard")
 MLP_VARIANTS = ("reference", "swiglu")
@@ -140,7 +139,7 @@ class Attention(nn.Module):
             if lin is not None:
                 nn.init.normal_(lin.weight, std=0.02)
 
-    def forward(self, x, mask, rope, head_mask=None, last_only=False, need_probs=True):
+    def forward(self, x, mask, rope, head_mask=None, last_only=False):
         """x: (S, T, dim); mask: (T, T) or (H, T, T) additive; returns output and probabilities.
         last_only: compute the last query position only (enough for the last layer's logits)."""
         S, T, _ = x.shape
@@ -152,17 +151,9 @@ class Attention(nn.Module):
             cos, sin = rope
             q = apply_rope(q, cos[T - Tq:T], sin[T - Tq:T], self.cfg.rope_impl)
             k = apply_rope(k, cos[:T], sin[:T], self.cfg.rope_impl)
-        if USE_SDPA and not need_probs:
-            m = mask[..., T - Tq:, :]
-            if self.cfg.pe != "alibi":
-                heads = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)
-            else:
-                heads = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-            probs = None
-        else:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd) + mask[..., T - Tq:, :]
-            probs = torch.softmax(scores.float(), dim=-1).type_as(q)  # (S, H, Tq, T)
-            heads = probs @ v  # (S, H, Tq, hd)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd) + mask[..., T - Tq:, :]
+        probs = torch.softmax(scores.float(), dim=-1).type_as(q)  # (S, H, Tq, T)
+        heads = probs @ v  # (S, H, Tq, hd)
         if head_mask is not None:  # knockout: remove a head's value mix before Wo
             heads = heads * head_mask.view(1, H, 1, 1).to(heads.dtype)
         out = heads.transpose(1, 2).reshape(S, Tq, H * hd)
@@ -194,8 +185,8 @@ class Block(nn.Module):
         self.attention_norm = norm()
         self.ffn_norm = norm()
 
-    def forward(self, x, mask, rope, head_mask=None, last_only=False, need_probs=True):
-        attn_out, probs = self.attention(self.attention_norm(x), mask, rope, head_mask, last_only, need_probs)
+    def forward(self, x, mask, rope, head_mask=None, last_only=False):
+        attn_out, probs = self.attention(self.attention_norm(x), mask, rope, head_mask, last_only)
         h = (x[:, -1:] if last_only else x) + attn_out
         return h + self.feed_forward(self.ffn_norm(h)), probs
 
@@ -256,7 +247,7 @@ class Decoder(nn.Module):
             # Only the last position feeds the logits: the last layer skips the other queries
             # (a third fewer FLOPs for 2 layers) unless the full attention maps are wanted.
             x, probs = layer(x, mask, rope, None if head_mask is None else head_mask[i],
-                             last_only=(i == last and not return_attn), need_probs=return_attn)
+                             last_only=(i == last and not return_attn))
             attns.append(probs)
         logits = self.out(self.norm(x[:, -1]))
         if return_attn:
