@@ -111,6 +111,69 @@ def test_ape_requires_offsets_and_rope_ignores_them():
     assert torch.equal(rope(x, off), rope(x))
 
 
+def test_ape_offsets_must_fit_the_position_block():
+    model = make("ape")  # 65 columns, 17 tokens: shifts 0..48
+    x, _ = inputs(model, S=2)
+    model(x, torch.tensor([0, 48]))
+    with pytest.raises(ValueError, match="n_pos_columns=65"):
+        model(x, torch.tensor([0, 49]))
+    with pytest.raises(ValueError, match="0 <= pos_offsets"):
+        model(x, torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match=r"pos_offsets has shape \(2, 1\)"):
+        model(x, torch.zeros(2, 1, dtype=torch.long))
+    hybrid = make("hybrid")  # 66 columns: one more shift
+    hybrid(x[..., :62], torch.tensor([0, 49]))
+
+
+def test_content_width_is_checked():
+    model = make("rope")
+    with pytest.raises(ValueError, match="content_dim=64"):
+        model(torch.zeros(2, 17, 63))
+
+
+def test_alibi_bias_is_minus_slope_times_distance():
+    # Wq = Wk = 0 leaves only the ALiBi bias: row i = softmax(-slope * (i - j)) over j <= i.
+    model = make("alibi", heads=2)
+    for layer in model.layers:
+        layer.attention.wq.weight.data.zero_()
+        layer.attention.wk.weight.data.zero_()
+    x, _ = inputs(model, S=1)
+    _, attn = model(x, return_attn=True)
+    T = 17
+    i, j = torch.arange(T).view(T, 1), torch.arange(T).view(1, T)
+    for h, slope in enumerate([2**-4, 2**-8]):
+        bias = torch.where(j <= i, -slope * (i - j).float(), torch.tensor(float("-inf")))
+        torch.testing.assert_close(attn[:, 0, h], torch.softmax(bias, -1).expand(2, T, T))
+    assert attn[0, 0, 0, -1, -1] > attn[0, 0, 0, -1, 0]  # recent keys favoured
+
+
+def test_hybrid_applies_rope_and_ape_does_not():
+    x, off = inputs(make("ape"))  # 63 content columns; offsets fit both blocks
+    impls = ("reference", "standard")
+    hybrid = [make("hybrid", rope_impl=impl)(x[..., :62], off) for impl in impls]
+    assert not torch.allclose(*hybrid)
+    ape = [make("ape", rope_impl=impl)(x, off) for impl in impls]
+    assert torch.equal(*ape)
+
+
+@pytest.mark.parametrize("pe", PE_KINDS)
+def test_checkpoints_hold_parameters_only(pe):
+    # RoPE tables and ALiBi slopes are buffers that follow .to(device) but stay out of state_dict.
+    model = make(pe, heads=2)
+    assert set(model.state_dict()) == {name for name, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("pe", ["rope", "alibi"])
+def test_forward_builds_its_tensors_on_the_input_device(pe):
+    # On the meta device any tensor made on the CPU inside forward would raise a device mismatch.
+    with torch.device("meta"):
+        model = make(pe, heads=2)
+        x = torch.empty(3, 17, model.cfg.content_dim)
+    logits, attn = model(x, return_attn=True)
+    assert logits.device.type == attn.device.type == "meta"
+    assert attn.shape == (2, 3, 2, 17, 17)
+
+
 def test_alibi_slopes_match_press_et_al():
     assert alibi_slopes(1).tolist() == [2**-8]
     assert alibi_slopes(2).tolist() == [2**-4, 2**-8]
@@ -120,23 +183,32 @@ def test_alibi_slopes_match_press_et_al():
     assert torch.allclose(alibi_slopes(6), torch.tensor([2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3]))
 
 
-@pytest.mark.parametrize("heads", [1, 2])
-def test_head_mask_knockout_equals_zeroed_weights(heads):
-    model = make("rope", heads)
+@pytest.mark.parametrize("pe, heads", [("rope", 1), ("rope", 2), ("ape", 1), ("alibi", 2)])
+def test_head_mask_knockout_equals_zeroed_weights(pe, heads):
+    # Two implementations of knockout: the mask on the head's value mix, and zeroed weights
+    # (Wv for a single head, which has no Wo; the head's input columns of Wo otherwise).
+    model = make(pe, heads)
     x, off = inputs(model)
     ones = torch.ones(2, heads)
-    assert torch.equal(model(x, head_mask=ones), model(x))
+    assert torch.equal(model(x, off, head_mask=ones), model(x, off))
     mask = ones.clone()
     mask[0, 0] = 0.0
-    knocked = model(x, head_mask=mask)
+    knocked = model(x, off, head_mask=mask)
     hd = model.cfg.head_dim
     with torch.no_grad():
         if heads == 1:
             model.layers[0].attention.wv.weight.zero_()
         else:
             model.layers[0].attention.wo.weight[:, :hd] = 0.0
-    torch.testing.assert_close(knocked, model(x), atol=1e-6, rtol=0)
-    assert not torch.allclose(knocked, make("rope", heads)(x))
+    torch.testing.assert_close(knocked, model(x, off), atol=1e-6, rtol=0)
+    assert not torch.allclose(knocked, make(pe, heads)(x, off))
+
+
+def test_head_mask_of_the_wrong_shape_is_rejected():
+    model = make("rope", heads=2)
+    x, _ = inputs(model)
+    with pytest.raises(ValueError, match=r"head_mask has shape \(2, 1\)"):
+        model(x, head_mask=torch.ones(2, 1))
 
 
 def test_mlp_variants_follow_their_formulas():
@@ -171,6 +243,11 @@ def test_rmsnorm_formula():
     ("rope_impl", "fancy", "rope_impl='fancy'"),
     ("mlp_variant", "gelu", "mlp_variant='gelu'"),
     ("n_heads", 0, "n_heads=0"),
+    ("n_heads", True, "n_heads=True must be a positive integer"),
+    ("n_layers", 0, "n_layers=0"),
+    ("content_dim", -1, "content_dim=-1"),
+    ("rope_theta", -1.0, "rope_theta=-1.0 must be a positive number"),
+    ("norm_eps", 0.0, "norm_eps=0.0"),
 ])
 def test_bad_config_names_the_field(field, value, message):
     kw = {"content_dim": 64, "n_labels": 32, field: value}
@@ -181,6 +258,12 @@ def test_bad_config_names_the_field(field, value, message):
 def test_width_not_divisible_by_heads_suggests_a_content_dim():
     with pytest.raises(ValueError, match=r"n_heads=2 does not divide the model width 129 .*content_dim=65"):
         DecoderConfig(content_dim=64, n_labels=32, pe="ape", n_heads=2)
+
+
+def test_rope_needs_an_even_head_dim():
+    with pytest.raises(ValueError, match="pe='rope' applies RoPE.*head_dim=3"):
+        DecoderConfig(content_dim=6, n_labels=4, n_heads=2)
+    DecoderConfig(content_dim=6, n_labels=4, n_heads=2, pe="alibi")  # no pairing, no constraint
 
 
 def test_initialisation_scales():

@@ -96,8 +96,13 @@ class DecoderConfig:
                 )
         for key in ("content_dim", "n_labels", "n_layers", "n_heads", "n_max", "max_seq_len"):
             value = getattr(self, key)
-            if not isinstance(value, int) or value <= 0:
+            # bool is an int subclass: n_heads=True is a typo, not one head
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{key}={value!r} must be a positive integer")
+        for key in ("rope_theta", "norm_eps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{key}={value!r} must be a positive number")
         if self.dim % self.n_heads:
             fits = self.n_heads * math.ceil(self.dim / self.n_heads) - self.n_pos_columns
             raise ValueError(
@@ -106,7 +111,10 @@ class DecoderConfig:
                 f"e.g. content_dim={fits} would work"
             )
         if self.uses_rope and self.head_dim % 2:
-            raise ValueError(f"RoPE needs an even head_dim, got {self.head_dim}")
+            raise ValueError(
+                f"pe={self.pe!r} applies RoPE, which pairs coordinates and needs an even head_dim; "
+                f"got head_dim={self.head_dim} (model width {self.dim} / n_heads={self.n_heads})"
+            )
 
     @property
     def n_pos_columns(self) -> int:
@@ -126,6 +134,8 @@ class DecoderConfig:
 
 
 class Attention(nn.Module):
+    """Causal multi-head attention; RoPE on q and k, or an ALiBi bias folded into `mask`."""
+
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
         self.cfg = cfg
@@ -155,7 +165,7 @@ class Attention(nn.Module):
         probs = torch.softmax(scores.float(), dim=-1).type_as(q)  # (S, H, Tq, T)
         heads = probs @ v  # (S, H, Tq, hd)
         if head_mask is not None:  # knockout: remove a head's value mix before Wo
-            heads = heads * head_mask.view(1, H, 1, 1).to(heads.dtype)
+            heads = heads * head_mask.view(1, H, 1, 1).to(heads)
         out = heads.transpose(1, 2).reshape(S, Tq, H * hd)
         return (self.wo(out) if self.wo is not None else out), probs
 
@@ -177,6 +187,8 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm: h = x + Attn(norm_a(x)); out = h + MLP(norm_m(h)). No norm at all if disabled."""
+
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
         self.attention = Attention(cfg)
@@ -210,17 +222,29 @@ class Decoder(nn.Module):
     def embed(self, content: torch.Tensor, pos_offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Residual input (S, T, dim): for APE/hybrid a one-hot block with token t of sequence s
         at column pos_offsets[s] + t, then the content; otherwise the content itself."""
-        if not self.cfg.n_pos_columns:
+        cfg = self.cfg
+        if content.dim() != 3 or content.shape[-1] != cfg.content_dim:
+            raise ValueError(
+                f"content has shape {tuple(content.shape)}; "
+                f"expected (S, T, content_dim={cfg.content_dim})"
+            )
+        if not cfg.n_pos_columns:
             return content
         if pos_offsets is None:
-            raise ValueError(f"pe={self.cfg.pe!r} needs pos_offsets (the per-sequence APE shift)")
+            raise ValueError(f"pe={cfg.pe!r} needs pos_offsets (the per-sequence APE shift)")
         S, T, _ = content.shape
-        columns = pos_offsets.view(S, 1) + torch.arange(T, device=content.device)
-        if int(columns.max()) >= self.cfg.n_pos_columns:
+        if pos_offsets.shape != (S,):
+            raise ValueError(f"pos_offsets has shape {tuple(pos_offsets.shape)}; expected ({S},)")
+        # One host sync for both bounds; F.one_hot would fail less readably (or not at all on GPU).
+        lo, hi = torch.stack([pos_offsets.min(), pos_offsets.max()]).tolist()
+        if lo < 0 or hi + T > cfg.n_pos_columns:
             raise ValueError(
-                f"APE shift + length exceeds the {self.cfg.n_pos_columns} position columns"
+                f"pos_offsets in [{lo}, {hi}] with T={T} tokens need columns up to {hi + T - 1}; "
+                f"expected 0 <= pos_offsets and pos_offsets + T <= "
+                f"n_pos_columns={cfg.n_pos_columns}"
             )
-        block = F.one_hot(columns, self.cfg.n_pos_columns).to(content.dtype)
+        columns = pos_offsets.view(S, 1) + torch.arange(T, device=content.device)
+        block = F.one_hot(columns, cfg.n_pos_columns).to(content.dtype)
         return torch.cat([block, content], dim=-1)
 
     def _mask(self, T: int, device) -> torch.Tensor:
@@ -232,11 +256,22 @@ class Decoder(nn.Module):
         return causal - self.alibi.view(-1, 1, 1) * distance  # (H, T, T)
 
     def forward(self, content, pos_offsets=None, return_attn=False, head_mask=None):
-        """content (S, T, content_dim) -> logits (S, n_labels) read at the last position; with
-        return_attn also the attention probabilities (n_layers, S, n_heads, T, T).
-        head_mask (n_layers, n_heads) multiplies each head's output (0 = knocked out)."""
+        """content (S, T, content_dim) -> logits (S, n_labels), read at the last position only.
+
+        pos_offsets (S,) long: APE/hybrid shift, token t of sequence s is one-hot at column
+        pos_offsets[s] + t (required for ape/hybrid, ignored otherwise).
+        return_attn: also return the attention probabilities (n_layers, S, n_heads, T, T),
+        i.e. [layer, batch, head, query, key].
+        head_mask (n_layers, n_heads): multiplies each head's value mix before Wo (the whole
+        attention branch when there is one head); 0 = knocked out."""
         x = self.embed(content, pos_offsets)
         T = x.shape[1]
+        expected = (self.cfg.n_layers, self.cfg.n_heads)
+        if head_mask is not None and tuple(head_mask.shape) != expected:
+            raise ValueError(
+                f"head_mask has shape {tuple(head_mask.shape)}; "
+                f"expected (n_layers, n_heads)={expected}"
+            )
         if T > self.cfg.max_seq_len and self.cfg.uses_rope:
             raise ValueError(f"sequence length {T} exceeds max_seq_len={self.cfg.max_seq_len}")
         mask = self._mask(T, x.device)
