@@ -109,6 +109,10 @@ def test_test_sets_and_round_trip(world, tmp_path):
 def test_bad_spec_names_the_field():
     with pytest.raises(ValueError, match="eps2"):
         MultimodalSpec(eps2=-1.0)
+    with pytest.raises(ValueError, match="eps1=-1"):
+        MultimodalSpec(eps1=-1.0)
+    with pytest.raises(ValueError, match="alpha1"):
+        MultimodalSpec(alpha1=-0.5)
     with pytest.raises(ValueError, match="B=3"):
         MultimodalSpec(B=3)
     with pytest.raises(ValueError, match="N=30"):

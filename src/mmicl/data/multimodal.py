@@ -44,11 +44,13 @@ class MultimodalSpec:
     n_max: int = 32  # APE block of 2*n_max+1 = 65 columns, as Stage 1, so checkpoints load
 
     def __post_init__(self):
-        # Shared checks (N, B, probabilities, eps1/alpha1) through the unimodal spec.
-        self.as_unimodal()
-        for key in ("eps2", "alpha2"):
+        for key in ("eps1", "eps2", "alpha1", "alpha2"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"{key}={getattr(self, key)} must be >= 0")
+        if not isinstance(self.n_novel1, int) or self.n_novel1 <= 0:
+            raise ValueError(f"n_novel1={self.n_novel1!r} must be a positive integer")
+        # The remaining shared checks (N, B, probabilities) through the unimodal spec.
+        self.as_unimodal()
         if 3 * self.N + 2 > 2 * self.n_max + 1:
             raise ValueError(f"N={self.N}: 3N+2 tokens exceed the {2 * self.n_max + 1} APE columns")
         if self.n_novel2 is not None and self.n_novel2 <= 0:
@@ -99,6 +101,11 @@ def _tile_and_shuffle(slot_a, slot_b, B: int, generator):
     return a.gather(1, order), b.gather(1, order)
 
 
+def _append_query(context: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+    """(S, N) context classes -> (S, N+1): the class at each row's query position appended."""
+    return torch.cat([context, context.gather(1, query_pos)], dim=1)
+
+
 def generate_multimodal(world: MultimodalWorld, spec: MultimodalSpec, S: int,
                         generator: torch.Generator) -> MultimodalBatch:
     m1 = world.m1
@@ -132,9 +139,7 @@ def generate_multimodal(world: MultimodalWorld, spec: MultimodalSpec, S: int,
     bursty = torch.rand(S, generator=generator, device=device) < uni.bursty_prob
     novel = torch.rand(S, generator=generator, device=device) < spec.p_novel
 
-    def with_query(ctx):
-        return torch.cat([ctx, ctx.gather(1, query_pos)], dim=1)
-
+    with_query = lambda ctx: _append_query(ctx, query_pos)  # noqa: E731
     known1 = torch.where(bursty[:, None], with_query(known1), z1)
     known2 = torch.where(bursty[:, None], with_query(known2), z2[:, slots:])
     classes1 = torch.where(novel[:, None], with_query(novel_ctx1), known1)  # (S, N+1)
@@ -197,9 +202,7 @@ def generate_joint(world: MultimodalWorld, G2: int, spec: MultimodalSpec, S: int
     bursty = torch.rand(S, generator=generator, device=device) < uni.bursty_prob
     novel = torch.rand(S, generator=generator, device=device) < spec.p_novel
 
-    def with_query(ctx):
-        return torch.cat([ctx, ctx.gather(1, query_pos)], dim=1)
-
+    with_query = lambda ctx: _append_query(ctx, query_pos)  # noqa: E731
     classes1 = torch.where(novel[:, None], with_query(novel_ctx1),
                            torch.where(bursty[:, None], with_query(known1), z1[:, slots:]))
     classes2 = torch.where(novel[:, None], with_query(novel_ctx2),
