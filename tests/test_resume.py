@@ -15,6 +15,7 @@ import torch
 
 from mmicl import io, paths
 from mmicl.data.worlds import make_world, save_world
+from mmicl.train import Snapshots
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +86,13 @@ def test_sigkill_and_rerun_equals_uninterrupted(tmp_path, world_file):
         assert torch.equal(a[key], b[key]), key
     pd.testing.assert_frame_equal(pd.read_parquet(reference_dir / "curve.parquet"),
                                   pd.read_parquet(killed_dir / "curve.parquet"))
+    # weight snapshots taken before the kill survive in resume.pt and end up identical too
+    snaps_a = Snapshots.load(reference_dir / "snapshots.pt")
+    snaps_b = Snapshots.load(killed_dir / "snapshots.pt")
+    assert snaps_a.iterations == snaps_b.iterations == [0, 100, 200, 300, 400]
+    for it in snaps_a.iterations:
+        sa, sb = snaps_a.state(it), snaps_b.state(it)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), it
     assert not paths.resume_checkpoint(killed_dir).exists()
 
 

@@ -113,28 +113,52 @@ def cmd_train_stage2(args) -> None:
 def cmd_analyze_stage2(args) -> None:
     """Interventions (knockout, modality zeroing) and M1/M2 alignment of a trained Stage-2 run."""
     from mmicl.analysis.alignment import modality_alignment
-    from mmicl.config import stage2_specs
-    from mmicl.data.multimodal import load_multimodal_batches
     from mmicl.interventions import run_interventions
-    from mmicl.io import load_torch, write_parquet
-    from mmicl.models.multimodal import MultimodalDecoder
+    from mmicl.io import write_parquet
+    from mmicl.runs import load_run
 
     _set_threads(args.threads)
-    run_dir = Path(args.run_dir)
-    spec = json.loads((run_dir / "config.json").read_text())["meta"]
-    world_spec, _, model_cfg = stage2_specs(spec["params1"], spec["params2"])
-    model = MultimodalDecoder(model_cfg)
-    model.load_state_dict(load_torch(run_dir / "model.pt"))
-    model.eval()
-    sets = load_multimodal_batches(run_dir / "testsets.pt")
-    p2 = spec["params2"]
-    modulus = world_spec["L1"] if p2["label_mode"] == "joint" else world_spec["L2"]
-    interventions = run_interventions(model, sets, modulus, splits=("IC", "IW"))
+    run = load_run(args.run_dir)
+    if run.stage != 2:
+        raise SystemExit(f"{args.run_dir}: analyze-stage2 needs a Stage-2 run")
+    interventions = run_interventions(run.model, run.test_sets, run.modulus, splits=("IC", "IW"))
     write_parquet(interventions, args.interventions)
     full_ic = interventions.query("intervention == 'full' and split == 'IC'").accuracy.item()
-    rows = [{"split": name, **modality_alignment(model, sets[name]), "ic_accuracy": full_ic}
-            for name in ("IC", "Test")]
+    rows = [{"split": name, **modality_alignment(run.model, run.test_sets[name]),
+             "ic_accuracy": full_ic} for name in ("IC", "Test")]
     write_parquet(pd.DataFrame(rows), args.alignment)
+
+
+def cmd_indicators(args) -> None:
+    """Circuit indicators of every weight snapshot of a run (Stage 1 or Stage 2)."""
+    from mmicl.indicators import snapshot_indicators
+    from mmicl.io import write_parquet
+    from mmicl.runs import load_run
+    from mmicl.train import Snapshots
+
+    _set_threads(args.threads)
+    run = load_run(args.run_dir, weights="")
+    path = Path(args.run_dir) / "snapshots.pt"
+    snapshots = Snapshots.load(path)
+    states = ((it, snapshots.state(it)) for it in snapshots.iterations)
+    try:
+        table = snapshot_indicators(run.model, states, run.test_sets, run.layout, run.modulus,
+                                    split=args.split)
+    except RuntimeError as exc:  # load_state_dict: the snapshots belong to another model
+        raise SystemExit(f"{path}: snapshot does not fit the run's model ({exc})") from None
+    table.insert(0, "family", run.family)
+    write_parquet(table, args.out)
+
+
+def cmd_regression(args) -> None:
+    """Pearson correlations and random-forest regression of IC accuracy on the indicators."""
+    from mmicl.analysis.regression import RegressionConfig, regression_tables
+    from mmicl.io import read_parquet, write_parquet
+
+    cfg = RegressionConfig(**json.loads(args.settings))
+    tables = {family: read_parquet(path) for family, path in
+              (("unimodal", args.unimodal), ("multimodal", args.multimodal))}
+    write_parquet(regression_tables(tables, cfg), args.out)
 
 
 def cmd_table(args) -> None:
@@ -230,6 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alignment", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_analyze_stage2)
+
+    p = sub.add_parser("indicators", help="circuit indicators of every weight snapshot of a run")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="IC", help="evaluation set the indicators use")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_indicators)
+
+    p = sub.add_parser("regression", help="correlations and random forest of IC on indicators")
+    p.add_argument("--unimodal", required=True, help="collected Stage-1 indicator table")
+    p.add_argument("--multimodal", required=True, help="collected Stage-2 indicator table")
+    p.add_argument("--settings", required=True, help="the config's regression section as JSON")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_regression)
 
     p = sub.add_parser("table", help="write a table figure's rows as CSV and Markdown")
     p.add_argument("name")

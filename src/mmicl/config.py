@@ -127,6 +127,8 @@ def check_tier(tier: Mapping) -> None:
                 f"{where}.figures: unknown figure {name!r}; expected one of: {', '.join(FIGURES)}"
             )
         try:
+            if FIGURE_STAGE[name] == 0:
+                continue  # analysis figures read runs other figures (or fig6's defaults) train
             if FIGURE_STAGE[name] == 1:
                 for params in sweep_points(tier, name):
                     stage1_specs(params)
@@ -138,7 +140,11 @@ def check_tier(tier: Mapping) -> None:
 
 
 def _check_train(train: Mapping, where: str) -> None:
-    for key in ("eval_every", "checkpoint_every"):
+    try:
+        TrainConfig(**train)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    for key in ("eval_every", "checkpoint_every", "snapshot_every"):
         if train[key] > train["iterations"]:
             raise ConfigError(
                 f"{where}.{key}={train[key]} exceeds {where}.iterations={train['iterations']}"
@@ -267,10 +273,21 @@ def figure_runs(tier: Mapping, figure: str) -> list[tuple[str, int]]:
     return [(rid, seed) for rid in ids for seed in seeds]
 
 
+def dynamics_runs(tier: Mapping) -> tuple[list[tuple[str, int]], list[tuple[str, str, int]]]:
+    """Fig. 6's runs: the default Stage-1 run and the default Stage-2 run, at fig6's seeds."""
+    if "fig6" not in tier.get("figures", {}):
+        return [], []
+    seeds = tier["figures"]["fig6"].get("seeds", tier["seeds"])
+    d1, d2 = tier["stage1"], tier["stage2"]
+    s1 = run_id(canonical_params(d1, d1), d1)
+    s2 = run_id(canonical_params(d2, d2), d2, STAGE2_CORE_KEYS)
+    return [(s1, seed) for seed in seeds], [(s1, s2, seed) for seed in seeds]
+
+
 def all_runs(tier: Mapping) -> list[tuple[str, int]]:
     """Every Stage-1 (run id, seed) of the tier, deduplicated across figures, including the
     checkpoints Stage-2 runs start from."""
-    runs = {}
+    runs = dict.fromkeys(dynamics_runs(tier)[0])
     for figure in tier.get("figures", {}):
         if FIGURE_STAGE[figure] == 1:
             runs.update(dict.fromkeys(figure_runs(tier, figure)))
@@ -324,7 +341,7 @@ def stage2_figure_runs(tier: Mapping, figure: str) -> list[tuple[str, str, int]]
 
 
 def all_stage2_runs(tier: Mapping) -> list[tuple[str, str, int]]:
-    runs = {}
+    runs = dict.fromkeys(dynamics_runs(tier)[1])
     for figure in tier.get("figures", {}):
         if FIGURE_STAGE[figure] == 2:
             runs.update(dict.fromkeys(stage2_figure_runs(tier, figure)))
@@ -372,15 +389,34 @@ class TrainConfig:
     iterations: int = 2000
     eval_every: int = 100
     checkpoint_every: int = 500
+    # weight snapshots for the indicator step: every `snapshot_every` steps, plus every
+    # `snapshot_dense_every` steps up to `snapshot_dense_until` (0 = no dense window)
+    snapshot_every: int = 100
+    snapshot_dense_every: int = 0
+    snapshot_dense_until: int = 0
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam", "adamw"):
             raise ValueError(
                 f"optimizer={self.optimizer!r} is not supported; expected one of: sgd, adam, adamw"
             )
-        for key in ("batch_size", "iterations", "eval_every", "checkpoint_every"):
+        for key in ("batch_size", "iterations", "eval_every", "checkpoint_every", "snapshot_every"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key}={getattr(self, key)} must be a positive integer")
+        for key in ("snapshot_dense_every", "snapshot_dense_until"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}={getattr(self, key)} must be >= 0")
+        if (self.snapshot_dense_every == 0) != (self.snapshot_dense_until == 0):
+            raise ValueError("snapshot_dense_every and snapshot_dense_until are set together "
+                             f"(got {self.snapshot_dense_every} and {self.snapshot_dense_until})")
+
+    def snapshot_iterations(self) -> list[int]:
+        """Iterations whose weights are kept: 0, every snapshot_every, the dense window, the end."""
+        its = {0, self.iterations, *range(0, self.iterations + 1, self.snapshot_every)}
+        if self.snapshot_dense_every:
+            its |= set(range(0, min(self.snapshot_dense_until, self.iterations) + 1,
+                             self.snapshot_dense_every))
+        return sorted(its)
 
 
 def content_dim(params: Mapping) -> int:

@@ -281,3 +281,26 @@ def model_indicators(model, batch, layout: Layout,
     finally:
         model.train(was_training)
     return {name: total / S for name, total in totals.items()}, copied / S
+
+
+def snapshot_indicators(model, states, test_sets: dict, layout: Layout, modulus: int,
+                        split: str = "IC", chunk: int = 500) -> pd.DataFrame:
+    """Indicators through training: for each (iteration, state dict) in `states`, load the weights
+    into `model` and compute every head score and CLA on `test_sets[split]`, next to the accuracy
+    on every evaluation set at that iteration (columns acc_<set>). Tidy rows: iteration, layer,
+    head, indicator, value, acc_IC, acc_IW, ..."""
+    from mmicl.evaluate import evaluate
+
+    if split not in test_sets:
+        raise ValueError(f"indicator split {split!r} is not a test set; have {sorted(test_sets)}")
+    frames = []
+    for iteration, state in states:
+        model.load_state_dict(state)
+        scores, cla = model_indicators(model, test_sets[split], layout, chunk)
+        accuracy = {f"acc_{name}": m["accuracy"]
+                    for name, m in evaluate(model, test_sets, modulus).items()}
+        frames.append(indicator_table(scores, cla, iteration=int(iteration), split=split,
+                                      **accuracy))
+    if not frames:
+        raise ValueError("no snapshots to compute indicators on")
+    return pd.concat(frames, ignore_index=True)

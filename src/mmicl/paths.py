@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 RUN_FILES = (
-    "model.pt", "testsets.pt", "curve.parquet", "final.parquet", "attention.parquet", "config.json",
+    "model.pt", "snapshots.pt", "testsets.pt", "curve.parquet", "final.parquet", "attention.parquet", "config.json",
 )
 
 
@@ -30,6 +30,7 @@ def stage2_file(results: str, tier: str, stage1_run: str, run: str, seed, name: 
 
 
 ANALYSIS_FILES = ("interventions.parquet", "alignment.parquet")
+INDICATORS_FILE = "indicators.parquet"
 
 
 def stage1_dir(results: str, tier: str, run: str, seed: int | str) -> str:

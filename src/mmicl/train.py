@@ -92,6 +92,54 @@ class _TrainWindow:
         self.loss, self.correct, self.count = state["loss"], state["correct"], state["count"]
 
 
+class Snapshots:
+    """Weights at the iterations of `TrainConfig.snapshot_iterations()`, for the indicator step.
+
+    The full state is kept once (iteration 0); later snapshots keep only the tensors that can
+    change (trainable parameters), so a frozen Stage-2 decoder is stored once, not per snapshot.
+    Written as ``snapshots.pt`` = {"iterations", "base", "deltas"}; `state(it)` rebuilds a full
+    state dict loadable into the run's model.
+    """
+
+    def __init__(self, base: dict | None = None, deltas: dict | None = None):
+        self.base = base
+        self.deltas = dict(deltas or {})
+
+    def add(self, model: torch.nn.Module, iteration: int) -> None:
+        if self.base is None:
+            self.base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.deltas[iteration] = {}
+            return
+        self.deltas[iteration] = {name: p.detach().clone()
+                                  for name, p in model.named_parameters() if p.requires_grad}
+
+    @property
+    def iterations(self) -> list[int]:
+        return sorted(self.deltas)
+
+    def state(self, iteration: int) -> dict:
+        if iteration not in self.deltas:
+            raise KeyError(f"no snapshot at iteration {iteration}; have {self.iterations}")
+        return {**self.base, **self.deltas[iteration]}
+
+    def to_dict(self) -> dict:
+        return {"iterations": self.iterations, "base": self.base, "deltas": self.deltas}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "snapshots") -> "Snapshots":
+        try:
+            snaps = cls(data["base"], data["deltas"])
+            if snaps.iterations != sorted(data["iterations"]) or snaps.base is None:
+                raise ValueError("iteration list does not match the stored snapshots")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: not a snapshot file ({exc})") from None
+        return snaps
+
+    @classmethod
+    def load(cls, path: str | Path, map_location="cpu") -> "Snapshots":
+        return cls.from_dict(io.load_torch(path, map_location=map_location), str(path))
+
+
 def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -109,8 +157,8 @@ def train_run(
     meta: dict | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Train one Stage-1 run and write model.pt, testsets.pt, curve.parquet, final.parquet,
-    attention.parquet and config.json into `out_dir`. Returns the learning curve."""
+    """Train one Stage-1 run and write model.pt, snapshots.pt, testsets.pt, curve.parquet,
+    final.parquet, attention.parquet and config.json into `out_dir`. Returns the learning curve."""
     seeds = RunSeeds.from_run_seed(seed)
     spec = {
         "meta": meta or {},
@@ -158,6 +206,8 @@ def fit(
     window = _TrainWindow(device)
     rows: list[dict] = []
     step = 0
+    snapshot_at = set(train_cfg.snapshot_iterations())
+    snapshots = Snapshots()
 
     resume_path = paths.resume_checkpoint(out_dir)
     if resume_path.exists():
@@ -168,6 +218,7 @@ def fit(
             data_gen.set_state(state["data_gen"].cpu() if str(device) == "cpu" else state["data_gen"])
             window.load(state["window"])
             rows, step = list(state["rows"]), int(state["step"])
+            snapshots = Snapshots.from_dict(state["snapshots"], str(resume_path))
             print(f"resuming {out_dir} from step {step}", file=sys.stderr)
         else:
             print(f"ignoring {resume_path}: it belongs to a different configuration", file=sys.stderr)
@@ -182,6 +233,7 @@ def fit(
 
     if step == 0:
         log_eval(0)
+        snapshots.add(model, 0)
     started = time.perf_counter()
     model.train()
     label = spec.get("meta", {}).get("run", out_dir.name)
@@ -201,11 +253,13 @@ def fit(
             log_eval(step)
             ic = next(r["accuracy"] for r in reversed(rows) if r["split"] == "IC")
             bar.set_postfix(loss=f"{loss.item():.3f}", IC=f"{ic:.2f}", refresh=False)
+        if step in snapshot_at:
+            snapshots.add(model, step)
         if step % train_cfg.checkpoint_every == 0 and step < train_cfg.iterations:
             io.save_torch({
                 "fingerprint": fingerprint, "step": step, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "data_gen": data_gen.get_state(),
-                "window": window.state(), "rows": rows,
+                "window": window.state(), "rows": rows, "snapshots": snapshots.to_dict(),
             }, resume_path)
     bar.close()
     elapsed = time.perf_counter() - started
@@ -217,6 +271,7 @@ def fit(
 
     save_test_sets(test_sets, out_dir / "testsets.pt")
     io.save_torch(model.state_dict(), out_dir / "model.pt")
+    io.save_torch(snapshots.to_dict(), out_dir / "snapshots.pt")
     io.write_parquet(curve, out_dir / "curve.parquet")
     io.write_parquet(final, out_dir / "final.parquet")
     io.write_parquet(attention, out_dir / "attention.parquet")

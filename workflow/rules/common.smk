@@ -5,7 +5,7 @@ import shlex
 
 from mmicl import config as mcfg
 from mmicl import paths
-from mmicl.figures import FIGURE_STAGE, FIGURES, SOURCES, TABLES
+from mmicl.figures import FIGURE_STAGE, FIGURES, REGRESSION_FIGURES, SOURCES, TABLES
 
 mcfg.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
 TIER = mcfg.tier_config(config)
@@ -103,7 +103,13 @@ def stage2_inputs(wc):
 
 
 def figure_inputs(figure):
+    """The per-run tables `collect` concatenates for a figure."""
     name = f"{SOURCES[figure]}.parquet"
+    if FIGURE_STAGE[figure] == 0:  # fig6: the default runs of both stages
+        runs1, runs2 = mcfg.dynamics_runs(TIER)
+        return [paths.stage1_file(RESULTS, TIER_NAME, run, seed, name) for run, seed in runs1] + [
+            paths.stage2_file(RESULTS, TIER_NAME, s1, s2, seed, name) for s1, s2, seed in runs2
+        ]
     if FIGURE_STAGE[figure] == 1:
         return [
             paths.stage1_file(RESULTS, TIER_NAME, run, seed, name)
@@ -112,6 +118,25 @@ def figure_inputs(figure):
     return [
         paths.stage2_file(RESULTS, TIER_NAME, s1, s2, seed, name)
         for s1, s2, seed in mcfg.stage2_figure_runs(TIER, figure)
+    ]
+
+
+def figure_table(figure):
+    """The table a figure is drawn from: its collected table, or the regression table."""
+    name = "regression" if figure in REGRESSION_FIGURES else figure
+    return paths.table(RESULTS, TIER_NAME, name)
+
+
+def family_indicator_inputs(family):
+    """Indicator tables of every run of a family (every run the tier trains)."""
+    if family == "unimodal":
+        return [
+            paths.stage1_file(RESULTS, TIER_NAME, run, seed, paths.INDICATORS_FILE)
+            for run, seed in mcfg.all_runs(TIER)
+        ]
+    return [
+        paths.stage2_file(RESULTS, TIER_NAME, s1, s2, seed, paths.INDICATORS_FILE)
+        for s1, s2, seed in mcfg.all_stage2_runs(TIER)
     ]
 
 

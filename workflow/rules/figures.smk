@@ -24,7 +24,7 @@ rule collect:
 
 rule figure:
     input:
-        table=paths.table(RESULTS, TIER_NAME, "{figure}"),
+        table=lambda wc: figure_table(wc.figure),
     output:
         pdf=paths.figure(RESULTS, "{figure}", "pdf"),
         png=paths.figure(RESULTS, "{figure}", "png"),
@@ -43,7 +43,7 @@ rule figure:
 
 rule table:
     input:
-        table=paths.table(RESULTS, TIER_NAME, "{table}"),
+        table=lambda wc: figure_table(wc.table),
     output:
         csv=paths.figure(RESULTS, "{table}", "csv"),
         md=paths.figure(RESULTS, "{table}", "md"),

@@ -23,12 +23,10 @@ rule train_stage1:
     input:
         world=lambda wc: world_of(wc.run, wc.seed),
     output:
-        model=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "model.pt"),
-        testsets=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "testsets.pt"),
-        curve=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "curve.parquet"),
-        final=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "final.parquet"),
-        attention=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "attention.parquet"),
-        config=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "config.json"),
+        **{
+            name.split(".")[0]: paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", name)
+            for name in paths.RUN_FILES
+        },
     params:
         spec=lambda wc: quoted_json(stage1_spec(wc.run, wc.seed)),
         out_dir=lambda wc: paths.stage1_dir(RESULTS, TIER_NAME, wc.run, wc.seed),
