@@ -1,0 +1,1 @@
+"""Throughput benchmarks; run `python -m benchmarks --help` (see benchmarks/README.md)."""

@@ -1,0 +1,452 @@
+"""Throughput benchmarks of the training / data / indicator hot paths, written as one JSON file.
+
+    python -m benchmarks --out benchmarks/results/<name>.json          # full: a few minutes
+    python -m benchmarks --quick --out benchmarks/results/<name>.json  # under a minute
+
+Every number is the median over `repeats` timed repetitions after `warmup` untimed ones. The JSON
+holds the commit, torch version, thread count and host (CPU model, cores, load average before and
+after: another job on the machine slows every number) so files compare across commits.
+
+Shapes are the workflow defaults: Stage 1 RoPE D=64 and APE D=63 (L=32, N=8, K=8192, batch 128,
+2 layers, 1 head, Adam); Stage 2 K1=8192 (APE D1=63), K2=256, D2=64, frozen decoder, small
+projector. FLOPs per training step are accounted as 6 x parameters x tokens (tokens = batch x
+sequence length), the usual estimate; it over-counts this decoder, whose last layer computes the
+last position only, and a frozen decoder (no weight gradients), so "fraction of peak" is an upper
+bound. The peak is measured here, with big fp32 matmuls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from mmicl.cohort import StackedBatch, StackedModel, stacked_loss
+from mmicl.config import TrainConfig
+from mmicl.data.multimodal import MultimodalSpec, generate_multimodal, make_multimodal_test_sets
+from mmicl.data.sequences import SequenceSpec, generate_sequences, make_test_sets
+from mmicl.data.worlds import make_multimodal_world, make_world
+from mmicl.evaluate import evaluate, forward
+from mmicl.indicators import Layout, copy_from_context_rate, head_scores, indicators_loop, model_indicators
+from mmicl.models.decoder import Decoder, DecoderConfig
+from mmicl.models.multimodal import MultimodalConfig, MultimodalDecoder
+from mmicl.train import init_model, make_optimizer
+
+REPO = Path(__file__).resolve().parent.parent
+STAGE1_SHAPES = {"rope_D64": ("rope", 64), "ape_D63": ("ape", 63)}
+K, L, N, BATCH = 8192, 32, 8, 128
+K2, L2, D2 = 256, 32, 64
+CADENCE = 100  # evaluation + indicators every 100 steps (the authors' cadence)
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1, inner: int = 1) -> float:
+    """Median seconds per call of fn over `repeats` timings of `inner` calls each."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - started) / inner)
+    return statistics.median(times)
+
+
+class threads:
+    """Context manager: torch intra-op threads set to n, restored afterwards."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.before)
+
+
+# --------------------------------------------------------------------------------------------
+# host and build info
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def host_info() -> dict:
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# (5) machine peak
+
+
+def matmul_peak(n: int, repeats: int) -> float:
+    """GFLOP/s of an (n x n) @ (n x n) fp32 matmul at the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    seconds = median_time(lambda: torch.mm(a, b, out=out), repeats, warmup=2)
+    return 2 * n**3 / seconds / 1e9
+
+
+# --------------------------------------------------------------------------------------------
+# models and data
+
+
+def stage1_setup(pe: str, D: int, seed: int = 0):
+    world = make_world(seed, K, L, D)
+    seq = SequenceSpec(N=N)
+    cfg = DecoderConfig(content_dim=D, n_labels=L, pe=pe)
+    return world, seq, cfg
+
+
+def stage2_setup(seed: int = 0):
+    world = make_multimodal_world(seed, K, L, 63, K2, L2, D2)
+    spec = MultimodalSpec(N=N)
+    cfg = MultimodalConfig(decoder=DecoderConfig(content_dim=63, n_labels=L, pe="ape"),
+                           m2_dim=D2, projector="small")
+    return world, spec, cfg
+
+
+def train_loop_timing(model, sample, steps: int, repeats: int, warmup_steps: int) -> dict:
+    """The body of train.fit (sample, forward, cross-entropy, zero_grad, backward, Adam step),
+    timed end to end over `steps` steps per repeat; the data share is timed inside the loop."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, TrainConfig(optimizer="adam"))
+    gen = torch.Generator().manual_seed(0)
+    data_seconds = [0.0]
+
+    def step():
+        t0 = time.perf_counter()
+        batch = sample(gen)
+        data_seconds[0] += time.perf_counter() - t0
+        loss = F.cross_entropy(forward(model, batch), batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup_steps):
+        step()
+    totals, data = [], []
+    for _ in range(repeats):
+        data_seconds[0] = 0.0
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        totals.append((time.perf_counter() - started) / steps)
+        data.append(data_seconds[0] / steps)
+    step_s, data_s = statistics.median(totals), statistics.median(data)
+    return {"step_ms": step_s * 1e3, "steps_per_s": 1 / step_s, "data_ms": data_s * 1e3,
+            "data_share": data_s / step_s}
+
+
+def flop_per_step(n_params: int, seq_len: int, batch: int = BATCH) -> float:
+    return 6.0 * n_params * batch * seq_len
+
+
+# --------------------------------------------------------------------------------------------
+# the suite
+
+
+def bench_stage1(cfg: dict, peak1: float) -> dict:
+    out = {}
+    for name, (pe, D) in STAGE1_SHAPES.items():
+        world, seq, mcfg = stage1_setup(pe, D)
+        model = init_model(lambda mcfg=mcfg: Decoder(mcfg), 0, "cpu")
+        res = train_loop_timing(model, lambda g: generate_sequences(world, seq, BATCH, g),
+                                cfg["steps"], cfg["repeats"], cfg["warmup_steps"])
+        n_params = sum(p.numel() for p in model.parameters())
+        flop = flop_per_step(n_params, 2 * N + 1)
+        out[name] = {"pe": pe, "D": D, "params": n_params, "tokens_per_step": BATCH * (2 * N + 1),
+                     "flop_per_step": flop, **res,
+                     "gflops": flop * res["steps_per_s"] / 1e9,
+                     "fraction_of_peak_1thread": flop * res["steps_per_s"] / 1e9 / peak1}
+    return out
+
+
+def bench_data(cfg: dict) -> dict:
+    world, seq, _ = stage1_setup("rope", 64)
+    gen = torch.Generator().manual_seed(0)
+    uni = median_time(lambda: generate_sequences(world, seq, BATCH, gen), cfg["repeats"],
+                      warmup=2, inner=cfg["data_inner"])
+    mworld, mspec, _ = stage2_setup()
+    multi = median_time(lambda: generate_multimodal(mworld, mspec, BATCH, gen), cfg["repeats"],
+                        warmup=2, inner=cfg["data_inner"])
+    return {
+        "batch": BATCH,
+        "unimodal": {"ms_per_batch": uni * 1e3, "sequences_per_s": BATCH / uni,
+                     "K": K, "D": 64},
+        "multimodal": {"ms_per_batch": multi * 1e3, "sequences_per_s": BATCH / multi,
+                       "K1": K, "K2": K2, "D1": 63, "D2": D2},
+    }
+
+
+def _loop_indicators(model, batch, layout):
+    """The authors' approach: one forward with attention maps, then the per-sequence loop."""
+    with torch.no_grad():
+        logits, attn = forward(model, batch, return_attn=True)
+    scores = indicators_loop(attn, batch.seq_labels, layout)
+    return scores, copy_from_context_rate(logits, batch.seq_labels)
+
+
+def bench_indicators(cfg: dict) -> dict:
+    out = {}
+    world, seq, mcfg = stage1_setup("ape", 63)
+    model = init_model(lambda: Decoder(mcfg), 0, "cpu").eval()
+    ic1 = make_test_sets(world, seq, cfg["set_size"], 1)["IC"]
+    mworld, mspec, mmcfg = stage2_setup()
+    mmodel = init_model(lambda: MultimodalDecoder(mmcfg), 0, "cpu").eval()
+    ic2 = make_multimodal_test_sets(mworld, mspec, cfg["set_size"], 1)["IC"]
+    cases = {"stage1_ape_D63": (model, ic1, Layout("unimodal", N)),
+             "stage2": (mmodel, ic2, Layout("multimodal", N))}
+    for name, (m, batch, layout) in cases.items():
+        vec = median_time(lambda m=m, b=batch, lay=layout: model_indicators(m, b, lay),
+                          cfg["repeats"], warmup=1)
+        loop = median_time(lambda m=m, b=batch, lay=layout: _loop_indicators(m, b, lay),
+                           cfg["loop_repeats"], warmup=0)
+        (s_vec, c_vec), (s_loop, c_loop) = (model_indicators(m, batch, layout),
+                                            _loop_indicators(m, batch, layout))
+        diff = max((s_vec[k] - s_loop[k]).abs().max().item() for k in s_vec)
+        # the scores alone, from the same attention maps (no forward pass)
+        with torch.no_grad():
+            _, attn = forward(m, batch, return_attn=True)
+        scores_vec = median_time(lambda a=attn, b=batch, lay=layout: head_scores(a, b.seq_labels, lay),
+                                 cfg["repeats"], warmup=1)
+        scores_loop = median_time(
+            lambda a=attn, b=batch, lay=layout: indicators_loop(a, b.seq_labels, lay),
+            cfg["loop_repeats"], warmup=0)
+        out[name] = {"sequences": cfg["set_size"], "vectorised_ms": vec * 1e3,
+                     "loop_ms": loop * 1e3, "speedup": loop / vec,
+                     "scores_vectorised_ms": scores_vec * 1e3, "scores_loop_ms": scores_loop * 1e3,
+                     "max_abs_diff": diff, "cla_equal": c_vec == c_loop}
+    return out
+
+
+def bench_stage2(cfg: dict, peak1: float, indicators: dict) -> dict:
+    world, spec, mcfg = stage2_setup()
+    model = init_model(lambda: MultimodalDecoder(mcfg), 0, "cpu")
+    model.freeze_decoder()
+    res = train_loop_timing(model, lambda g: generate_multimodal(world, spec, BATCH, g),
+                            cfg["steps"], cfg["repeats"], cfg["warmup_steps"])
+    size = cfg["set_size"]
+    test_sets = make_multimodal_test_sets(world, spec, size, 1)
+    eval_s = median_time(lambda: evaluate(model, test_sets, L2), cfg["repeats"], warmup=1)
+    ind_s = indicators["stage2"]["vectorised_ms"] / 1e3  # on the same-size IC set
+    loop_s = indicators["stage2"]["loop_ms"] / 1e3
+    step_s = res["step_ms"] / 1e3
+    n_params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    flop = flop_per_step(n_params, 3 * N + 2)
+    cadence = CADENCE / (CADENCE * step_s + eval_s + ind_s)
+    return {
+        "params": n_params, "trainable_params": trainable,
+        "tokens_per_step": BATCH * (3 * N + 2), "flop_per_step": flop, **res,
+        "eval_ms": eval_s * 1e3, "eval_sets": 4, "eval_sequences_per_set": size,
+        "indicators_ms": ind_s * 1e3, "indicators_loop_ms": loop_s * 1e3,
+        "cadence_steps": CADENCE,
+        "steps_per_s_with_eval_and_indicators": cadence,
+        "steps_per_s_with_eval_and_loop_indicators":
+            CADENCE / (CADENCE * step_s + eval_s + loop_s),
+        "gflops": flop * res["steps_per_s"] / 1e9,
+        "fraction_of_peak_1thread": flop * res["steps_per_s"] / 1e9 / peak1,
+    }
+
+
+def cohort_step_time(pe: str, D: int, size: int, steps: int, repeats: int,
+                     backend: str = "bmm") -> dict:
+    """One fit_cohort training step (every member's data, stacked forward, backward, Adam)."""
+    world, seq, mcfg = stage1_setup(pe, D)
+    models = [init_model(lambda: Decoder(mcfg), i, "cpu") for i in range(size)]
+    stack = StackedModel(models, backend=backend)
+    optimizer = make_optimizer(stack.trainable(), TrainConfig(optimizer="adam"))
+    gens = [torch.Generator().manual_seed(i) for i in range(size)]
+
+    def step():
+        batch = StackedBatch.stack([generate_sequences(world, seq, BATCH, g) for g in gens])
+        loss, _ = stacked_loss(stack(batch), batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    seconds = median_time(step, repeats, warmup=2, inner=steps)
+    return {"step_ms": seconds * 1e3, "run_steps_per_s": size / seconds}
+
+
+def bench_cohorts(cfg: dict, peaks: dict, stage1: dict) -> dict:
+    out = {"backend": cfg["backend"], "sizes": cfg["cohort_sizes"], "thread_counts": {}}
+    for label, n_threads in cfg["cohort_threads"].items():
+        rows = {}
+        with threads(n_threads):
+            for name, (pe, D) in STAGE1_SHAPES.items():
+                flop = stage1[name]["flop_per_step"]
+                rows[name] = {}
+                for size in cfg["cohort_sizes"]:
+                    steps = max(1, cfg["cohort_steps"] // size)
+                    res = cohort_step_time(pe, D, size, steps, cfg["repeats"], cfg["backend"])
+                    gflops = flop * res["run_steps_per_s"] / 1e9
+                    rows[name][str(size)] = {
+                        **res, "gflops": gflops,
+                        "fraction_of_peak": gflops / peaks[label],
+                        "speedup_vs_solo_1thread": res["run_steps_per_s"]
+                        / stage1[name]["steps_per_s"],
+                    }
+        out["thread_counts"][label] = {"threads": n_threads, "peak_gflops": peaks[label],
+                                       "shapes": rows}
+    return out
+
+
+PRESETS = {
+    "full": dict(steps=40, repeats=5, warmup_steps=5, data_inner=50, set_size=1000,
+                 loop_repeats=3, cohort_sizes=[1, 4, 8, 16], cohort_steps=32, matmul_n=2048,
+                 matmul_repeats=5),
+    "quick": dict(steps=10, repeats=3, warmup_steps=3, data_inner=10, set_size=1000,
+                  loop_repeats=1, cohort_sizes=[1, 4], cohort_steps=8, matmul_n=1024,
+                  matmul_repeats=3),
+}
+
+
+def run(cfg: dict) -> dict:
+    started = time.perf_counter()
+    all_threads = cfg["all_threads"]
+    result = {
+        "meta": {
+            "commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": cfg["threads"],
+            "all_threads": all_threads,
+            "host": host_info(),
+            "preset": cfg["preset"],
+            "settings": {k: v for k, v in cfg.items() if k not in ("preset",)},
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    }
+    torch.manual_seed(0)
+    with threads(1):
+        peak1 = matmul_peak(cfg["matmul_n"], cfg["matmul_repeats"])
+    with threads(all_threads):
+        peak_all = matmul_peak(cfg["matmul_n"], cfg["matmul_repeats"])
+    result["matmul_peak"] = {"n": cfg["matmul_n"], "gflops_1thread": peak1,
+                             "gflops_all_threads": peak_all, "all_threads": all_threads}
+    peaks = {"1thread": peak1, "all_threads": peak_all}
+    with threads(cfg["threads"]):
+        result["stage1"] = bench_stage1(cfg, peak1)
+        result["data_generation"] = bench_data(cfg)
+        result["indicators"] = bench_indicators(cfg)
+        result["stage2"] = bench_stage2(cfg, peak1, result["indicators"])
+    cfg["cohort_threads"] = {"1thread": 1, "all_threads": all_threads}
+    result["cohort"] = bench_cohorts(cfg, peaks, result["stage1"])
+    result["meta"]["host"]["loadavg_end"] = (list(os.getloadavg())
+                                             if hasattr(os, "getloadavg") else None)
+    result["meta"]["seconds"] = time.perf_counter() - started
+    return result
+
+
+def summary(result: dict) -> str:
+    lines = [f"commit {result['meta']['commit'][:10]}  torch {result['meta']['torch']}  "
+             f"threads {result['meta']['threads']}  load {result['meta']['host']['loadavg_start']}"]
+    mp = result["matmul_peak"]
+    lines.append(f"matmul peak: {mp['gflops_1thread']:.1f} GFLOP/s (1 thread), "
+                 f"{mp['gflops_all_threads']:.1f} GFLOP/s ({mp['all_threads']} threads)")
+    for name, r in result["stage1"].items():
+        lines.append(f"stage1 {name}: {r['steps_per_s']:.1f} steps/s, data share "
+                     f"{r['data_share']:.1%}, {r['fraction_of_peak_1thread']:.1%} of peak")
+    d = result["data_generation"]
+    lines.append(f"data: unimodal {d['unimodal']['sequences_per_s']:.0f} seq/s, "
+                 f"multimodal {d['multimodal']['sequences_per_s']:.0f} seq/s")
+    for name, r in result["indicators"].items():
+        lines.append(f"indicators {name}: {r['vectorised_ms']:.1f} ms vs loop "
+                     f"{r['loop_ms']:.1f} ms (x{r['speedup']:.0f}, max diff {r['max_abs_diff']:.1e}); "
+                     f"scores only {r['scores_vectorised_ms']:.2f} ms vs loop {r['scores_loop_ms']:.1f} ms")
+    s2 = result["stage2"]
+    lines.append(f"stage2: {s2['steps_per_s']:.1f} steps/s train only, "
+                 f"{s2['steps_per_s_with_eval_and_indicators']:.1f} with eval + indicators every "
+                 f"{s2['cadence_steps']} (loop indicators: "
+                 f"{s2['steps_per_s_with_eval_and_loop_indicators']:.1f}), data share "
+                 f"{s2['data_share']:.1%}")
+    for label, block in result["cohort"]["thread_counts"].items():
+        for name, rows in block["shapes"].items():
+            cells = ", ".join(f"{size}: {r['run_steps_per_s']:.1f} ({r['fraction_of_peak']:.0%})"
+                              for size, r in rows.items())
+            lines.append(f"cohort {label} {name}: run-steps/s (fraction of peak) {cells}")
+    lines.append(f"total {result['meta']['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="JSON file to write (default: print only)")
+    parser.add_argument("--quick", action="store_true", help="sub-minute run, fewer repeats")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the single-run measurements (default 1, as "
+                             "the workflow's threads_per_run)")
+    parser.add_argument("--repeats", type=int, help="override: timed repeats per measurement")
+    parser.add_argument("--steps", type=int, help="override: training steps per repeat")
+    parser.add_argument("--set-size", type=int,
+                        help="override: sequences per evaluation / indicator set (default 1000)")
+    parser.add_argument("--cohort-sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        help="override: comma-separated cohort sizes")
+    parser.add_argument("--backend", default="bmm", choices=("bmm", "vmap"),
+                        help="cohort implementation")
+    args = parser.parse_args(argv)
+    preset = "quick" if args.quick else "full"
+    cfg = dict(PRESETS[preset], preset=preset, threads=args.threads, backend=args.backend,
+               all_threads=os.cpu_count() or 1)
+    for key in ("repeats", "steps", "set_size", "cohort_sizes"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.repeats is not None:
+        cfg["loop_repeats"] = min(cfg["loop_repeats"], args.repeats)
+        cfg["matmul_repeats"] = min(cfg["matmul_repeats"], args.repeats)
+    if args.steps is not None:
+        cfg["warmup_steps"] = min(cfg["warmup_steps"], args.steps)
+        cfg["cohort_steps"] = min(cfg["cohort_steps"], args.steps)
+    result = run(cfg)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(summary(result), file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()

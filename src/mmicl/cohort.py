@@ -1,0 +1,622 @@
+"""Batched multi-run training: a *cohort* of runs with one model shape trained as one stacked model.
+
+Runs that share their model configuration (seeds of one grid point, or Stage-1 grid points that
+differ only in data parameters K, B, eps, alpha, ...) are trained together in one process: every
+parameter is stored once as a stacked tensor (M, *shape) over the M members, and one forward /
+backward / optimizer step updates all of them with batched matmuls (`torch.bmm`) instead of M
+separate small ones. Nothing couples the members:
+
+* each member keeps its own world, sequence spec, evaluation sets and data generator, seeded exactly
+  as `train.fit` seeds it, so it sees exactly the batches it would see alone;
+* the loss is the sum over members of each member's mean cross-entropy over its own batch, so
+  member i's gradient is exactly its solo gradient;
+* SGD / Adam / AdamW (with their L2 or decoupled weight decay) are elementwise, and `fit` clips no
+  gradient, so one optimizer over the stacked parameters is M independent optimizers;
+* evaluation, snapshots, attention maps and outputs go through the solo code paths on a solo
+  module per member into which the member's current weights are copied.
+
+A member therefore ends with the weights of its solo run up to float rounding (batched and
+unbatched matmuls round differently), and writes exactly the files `train.fit` writes.
+
+Usage::
+
+    members = [stage1_member(world, seq, model_cfg, train_cfg, out_dir, seed=s) for s in (0, 1, 2)]
+    curves = fit_cohort(members, train_cfg)          # writes model.pt, curve.parquet, ... per member
+
+Two implementations of the stacked forward exist: `backend="bmm"` (hand-written batched weights,
+the default; fastest on CPU, plain tensor ops so it runs on any device) and `backend="vmap"`
+(`torch.func.functional_call` + `vmap` over the library's own modules; kept as a cross-check and
+for benchmarks). Both take the embedding (a parameter-free one-hot block) outside the model so no
+host sync happens in the hot loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mmicl import io
+from mmicl.config import TrainConfig
+from mmicl.data.sequences import SequenceSpec, generate_sequences, make_test_sets, save_batches
+from mmicl.data.worlds import World
+from mmicl.evaluate import evaluate, mean_attention
+from mmicl.models.decoder import Decoder, DecoderConfig, rotate
+from mmicl.train import RunSeeds, Snapshots, init_model, make_optimizer, spec_hash
+
+BACKENDS = ("bmm", "vmap")
+
+
+# ---------------------------------------------------------------------------------------------
+# members: everything one solo run would hand to train.fit
+
+
+@dataclass
+class Member:
+    """One run of a cohort, initialised exactly like its solo run (`train_run` / `train_stage2`).
+
+    model: the solo module (initial weights; also used for evaluation and outputs)
+    sample: draws one training batch from the member's own generator
+    spec: the resolved spec dict the solo run writes to config.json (its hash is the fingerprint)
+    """
+
+    model: nn.Module
+    sample: Callable[[torch.Generator], object]
+    test_sets: dict
+    n_labels: int  # label modulus for IC2 targets (evaluate's n_labels)
+    out_dir: Path
+    spec: dict
+    seeds: RunSeeds
+    save_test_sets: Callable
+
+    @property
+    def fingerprint(self) -> str:
+        return spec_hash(self.spec)
+
+
+def stage1_member(world: World, seq: SequenceSpec, model_cfg: DecoderConfig,
+                  train_cfg: TrainConfig, out_dir: str | Path, seed: int,
+                  test_set_size: int = 1000, device: str = "cpu",
+                  meta: dict | None = None) -> Member:
+    """The Stage-1 run `train.train_run` would train with the same arguments."""
+    seeds = RunSeeds.from_run_seed(seed)
+    spec = {
+        "meta": meta or {},
+        "world": {"seed": world.seed, "K": world.K, "L": world.L, "D": world.D},
+        "sequences": asdict(seq),
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "seeds": asdict(seeds),
+        "test_set_size": test_set_size,
+        "device": str(device),
+    }
+    world_dev = world.to(device)
+    model = init_model(lambda: Decoder(model_cfg), seeds.init, device)
+    test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
+    batch_size = train_cfg.batch_size
+    return Member(model, lambda gen: generate_sequences(world_dev, seq, batch_size, gen),
+                  test_sets, model_cfg.n_labels, Path(out_dir), spec, seeds, save_batches)
+
+
+def stage2_member(world, spec, model_cfg, train_cfg: TrainConfig, out_dir: str | Path,
+                  seed: int, stage1_state: dict | None, freeze_decoder: bool = True,
+                  freeze_head: bool = False, test_set_size: int = 1000, device: str = "cpu",
+                  meta: dict | None = None, joint_G2: int | None = None) -> Member:
+    """The Stage-2 run `train.train_stage2` would train with the same arguments."""
+    from mmicl.data.multimodal import (
+        generate_joint, generate_multimodal, make_multimodal_test_sets, save_multimodal_batches,
+    )
+    from mmicl.models.multimodal import MultimodalDecoder
+
+    seeds = RunSeeds.from_run_seed(seed)
+    spec_dict = {
+        "meta": meta or {},
+        "world": {"seed": world.seed, "K1": world.m1.K, "L1": world.m1.L, "D1": world.m1.D,
+                  "K2": world.K2, "L2": world.L2, "D2": world.D2},
+        "sequences": asdict(spec),
+        "model": {"decoder": asdict(model_cfg.decoder), "m2_dim": model_cfg.m2_dim,
+                  "projector": model_cfg.projector},
+        "init": "stage1" if stage1_state is not None else "scratch (early fusion)",
+        "freeze_decoder": freeze_decoder,
+        "freeze_head": freeze_head,
+        "joint_G2": joint_G2,
+        "train": asdict(train_cfg),
+        "seeds": asdict(seeds),
+        "test_set_size": test_set_size,
+        "device": str(device),
+    }
+    model = init_model(lambda: MultimodalDecoder(model_cfg), seeds.init, device)
+    if stage1_state is not None:
+        model.decoder.load_state_dict(stage1_state)
+        if freeze_decoder:
+            model.freeze_decoder(include_head=freeze_head)
+    world_dev = world.to(device)
+    test_sets = make_multimodal_test_sets(world_dev, spec, test_set_size, seeds.eval_data,
+                                          device=device, G2=joint_G2)
+    S = train_cfg.batch_size
+    if joint_G2 is None:
+        sample = lambda gen: generate_multimodal(world_dev, spec, S, gen)  # noqa: E731
+    else:
+        sample = lambda gen: generate_joint(world_dev, joint_G2, spec, S, gen)  # noqa: E731
+    modulus = world.L2 if joint_G2 is None else world.m1.L
+    return Member(model, sample, test_sets, modulus, Path(out_dir), spec_dict, seeds,
+                  save_multimodal_batches)
+
+
+# ---------------------------------------------------------------------------------------------
+# the stacked model
+
+
+@dataclass
+class StackedBatch:
+    """The members' batches stacked on a leading member axis (only what training reads)."""
+
+    inputs: torch.Tensor  # (M, S, T, D)
+    pos_offsets: torch.Tensor  # (M, S)
+    targets: torch.Tensor  # (M, S)
+    m2_inputs: torch.Tensor | None = None  # (M, S, N+1, D2)
+
+    @classmethod
+    def stack(cls, batches: Sequence) -> "StackedBatch":
+        m2 = getattr(batches[0], "m2_inputs", None)
+        return cls(
+            inputs=torch.stack([b.inputs for b in batches]),
+            pos_offsets=torch.stack([b.pos_offsets for b in batches]),
+            targets=torch.stack([b.targets for b in batches]),
+            m2_inputs=None if m2 is None else torch.stack([b.m2_inputs for b in batches]),
+        )
+
+
+def _model_config(model: nn.Module):
+    return model.cfg
+
+
+def _decoder_of(model: nn.Module) -> Decoder:
+    return model.decoder if hasattr(model, "decoder") else model
+
+
+class StackedModel:
+    """M models of one configuration (Decoder or MultimodalDecoder) as stacked parameters.
+
+    `params[name]` is a leaf tensor (M, *shape) for every parameter `name` of the solo model
+    (the solo state-dict key), trainable iff the solo parameter is. `state(i)` is member i's
+    state dict in the solo layout.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], backend: str = "bmm"):
+        if not models:
+            raise ValueError("a cohort needs at least one model")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is unknown; expected one of: {', '.join(BACKENDS)}")
+        first = models[0]
+        for i, m in enumerate(models):
+            if type(m) is not type(first) or _model_config(m) != _model_config(first):
+                raise ValueError(
+                    f"cohort member {i} has model {type(m).__name__}({_model_config(m)}) but "
+                    f"member 0 has {type(first).__name__}({_model_config(first)}); a cohort "
+                    f"shares one model configuration"
+                )
+        self.template = first
+        self.backend = backend
+        self.multimodal = hasattr(first, "decoder")
+        self.decoder = _decoder_of(first)
+        self.cfg: DecoderConfig = self.decoder.cfg
+        self.prefix = "decoder." if self.multimodal else ""
+        names = [n for n, _ in first.named_parameters()]
+        if set(first.state_dict()) != set(names):
+            raise ValueError("the model has persistent buffers; a cohort stacks parameters only")
+        self.M = len(models)
+        self.params: dict[str, torch.Tensor] = {}
+        for name in names:
+            ps = [m.get_parameter(name) for m in models]
+            trainable = {p.requires_grad for p in ps}
+            if len(trainable) != 1:
+                raise ValueError(f"parameter {name!r} is trainable in some members only")
+            stacked = torch.stack([p.detach() for p in ps]).clone()
+            self.params[name] = stacked.requires_grad_(trainable.pop())
+
+    # --- parameters -----------------------------------------------------------------------
+
+    def trainable(self) -> list[torch.Tensor]:
+        return [p for p in self.params.values() if p.requires_grad]
+
+    def state(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's weights in the solo state-dict layout (compact copies, not views)."""
+        return {name: p.detach()[i].clone() for name, p in self.params.items()}
+
+    @torch.no_grad()
+    def load_into(self, i: int, model: nn.Module) -> nn.Module:
+        """Copy member i's current weights into its solo module (no reallocation)."""
+        for name, p in model.named_parameters():
+            p.copy_(self.params[name][i])
+        return model
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in self.params.items()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, p in self.params.items():
+            p.copy_(state[name])
+
+    # --- forward ---------------------------------------------------------------------------
+
+    def __call__(self, batch: StackedBatch) -> torch.Tensor:
+        """Logits (M, S, n_labels) of every member on its own batch."""
+        if self.multimodal:
+            content = self._combine(batch.inputs, batch.m2_inputs)
+        else:
+            content = batch.inputs
+        x = self._embed(content, batch.pos_offsets)
+        if self.backend == "vmap":
+            return self._vmap_body(x)
+        return self._body(x)
+
+    def _embed(self, content: torch.Tensor, pos_offsets: torch.Tensor) -> torch.Tensor:
+        """Decoder.embed over (M, S, T, D): one-hot APE block then content (no bounds check: the
+        generators draw offsets in range, and the check would sync the device every step)."""
+        n_cols = self.cfg.n_pos_columns
+        if not n_cols:
+            return content
+        T = content.shape[-2]
+        columns = pos_offsets.unsqueeze(-1) + torch.arange(T, device=content.device)
+        block = F.one_hot(columns, n_cols).to(content.dtype)
+        return torch.cat([block, content], dim=-1)
+
+    def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """nn.Linear with stacked weight (M, out, in) and optional bias (M, out) on x (M, ..., in)."""
+        W = self.params[name + ".weight"]
+        b = self.params.get(name + ".bias")
+        lead = x.shape[1:-1]
+        x2 = x.reshape(self.M, -1, x.shape[-1])
+        Wt = W.transpose(1, 2)
+        y = torch.bmm(x2, Wt) if b is None else torch.baddbmm(b.unsqueeze(1), x2, Wt)
+        return y.view(self.M, *lead, W.shape[1])
+
+    def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if not self.cfg.rms_norm:
+            return x
+        w = self.params[name + ".weight"]
+        xf = x.float()
+        y = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps)).type_as(x)
+        return y * w.view(self.M, *([1] * (x.dim() - 2)), w.shape[-1])
+
+    def _weights(self, layer: str, names: Sequence[str], rope: bool):
+        """Concatenated (M, n*dim, dim) weights of one fused projection. With rope, each of q and
+        k also gets its "rotate-half" partner as extra rows: rotate() permutes and negates head
+        coordinates, so rotate(W h) = rotate_rows(W) h, and RoPE needs no strided copies."""
+        out = []
+        H, hd, impl = self.cfg.n_heads, self.cfg.head_dim, self.cfg.rope_impl
+        for name in names:
+            W = self.params[layer + name + ".weight"]
+            out.append(W)
+            if rope and name in ("wq", "wk"):
+                heads = W.view(self.M, H, hd, -1).transpose(2, 3)  # rows of each head last
+                out.append(rotate(heads, impl).transpose(2, 3).reshape(W.shape))
+        return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+
+    def _project(self, x: torch.Tensor, W: torch.Tensor, parts: int) -> list[torch.Tensor]:
+        """x (M, S, T, dim) @ W (M, parts*dim, dim)^T, split into `parts` (M, S, T, dim)."""
+        M, S, T, d = x.shape
+        y = torch.bmm(x.reshape(M, S * T, d), W.transpose(1, 2)).view(M, S, T, parts, -1)
+        return y.unbind(3)
+
+    def _attention(self, x, layer: str, mask, rope, last_only: bool):
+        cfg = self.cfg
+        M, S, T, _ = x.shape
+        H, hd = cfg.n_heads, cfg.head_dim
+        Tq = 1 if last_only else T
+        use_rope = rope is not None
+        if last_only:  # only the last query feeds the logits: project it alone
+            q_parts = self._project(x[:, :, -1:], self._weights(layer, ("wq",), use_rope),
+                                    2 if use_rope else 1)
+            kv_parts = self._project(x, self._weights(layer, ("wk", "wv"), use_rope),
+                                     3 if use_rope else 2)
+            parts = list(q_parts) + list(kv_parts)
+        else:
+            parts = list(self._project(x, self._weights(layer, ("wq", "wk", "wv"), use_rope),
+                                       5 if use_rope else 3))
+        if use_rope:
+            q, q_rot, k, k_rot, v = parts
+            cos, sin = (t[:T].unsqueeze(1) for t in rope)  # (T, 1, hd): broadcast over heads
+            q = (q.view(M, S, Tq, H, hd) * cos[T - Tq:] + q_rot.view(M, S, Tq, H, hd) * sin[T - Tq:])
+            k = k.view(M, S, T, H, hd) * cos + k_rot.view(M, S, T, H, hd) * sin
+        else:
+            q, k, v = parts
+            q, k = q.view(M, S, Tq, H, hd), k.view(M, S, T, H, hd)
+        q, k = q.transpose(2, 3), k.transpose(2, 3)  # (M, S, H, T, hd)
+        v = v.reshape(M, S, T, H, hd).transpose(2, 3)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd) + mask[..., T - Tq:, :]
+        probs = torch.softmax(scores.float(), dim=-1).type_as(q)
+        out = (probs @ v).transpose(2, 3).reshape(M, S, Tq, H * hd)
+        if cfg.n_heads > 1:
+            out = self._linear(out, layer + "wo")
+        return out
+
+    def _feed_forward(self, x, layer: str):
+        W = self._weights(layer, ("w1", "w2"), False)
+        b = torch.cat([self.params[layer + "w1.bias"], self.params[layer + "w2.bias"]], dim=1)
+        M, S, T, d = x.shape
+        y = torch.baddbmm(b.unsqueeze(1), x.reshape(M, S * T, d), W.transpose(1, 2))
+        a, g = y.view(M, S, T, 2, -1).unbind(3)
+        if self.cfg.mlp_variant == "reference":
+            return self._linear(F.silu(a * g), layer + "w3")
+        return self._linear(F.silu(a) * g, layer + "w3")
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder.forward after the embedding, for stacked x (M, S, T, dim)."""
+        cfg, p = self.cfg, self.prefix
+        T = x.shape[-2]
+        mask = self.decoder._mask(T, x.device)
+        rope = (self.decoder.rope_cos, self.decoder.rope_sin) if cfg.uses_rope else None
+        for i in range(cfg.n_layers):
+            last_only = i == cfg.n_layers - 1
+            layer = f"{p}layers.{i}."
+            attn = self._attention(self._norm(x, layer + "attention_norm"), layer + "attention.",
+                                   mask, rope, last_only)
+            h = (x[:, :, -1:] if last_only else x) + attn
+            x = h + self._feed_forward(self._norm(h, layer + "ffn_norm"), layer + "feed_forward.")
+        return self._linear(self._norm(x[:, :, -1], p + "norm"), p + "out")
+
+    def _combine(self, inputs: torch.Tensor, m2_inputs: torch.Tensor) -> torch.Tensor:
+        """MultimodalDecoder.combine over the member axis: projected M2 items into slots 3i+1."""
+        M, S, T, _ = inputs.shape
+        N = (T - 2) // 3
+        z = m2_inputs
+        n_linears = len(self.template.projector.linears)
+        for j in range(n_linears):
+            z = self._linear(z if j == 0 else F.gelu(z), f"projector.linears.{j}")
+        slots = torch.cat([torch.arange(N, device=inputs.device) * 3 + 1,
+                           torch.tensor([3 * N + 1], device=inputs.device)])
+        content = inputs.clone()
+        content[:, :, slots] = z.to(content.dtype)
+        return content
+
+    def _vmap_body(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call, vmap
+
+        body = _Body(self.decoder)
+        p = self.prefix
+        params = {name[len(p):]: t for name, t in self.params.items() if name.startswith(p)}
+        return vmap(lambda ps, xs: functional_call(body, ps, (xs,)))(params, x)
+
+
+class _Body(nn.Module):
+    """Decoder.forward after the embedding, on the decoder's own submodules (for vmap)."""
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.layers, self.norm, self.out = decoder.layers, decoder.norm, decoder.out
+        self.decoder = [decoder]  # not a submodule: its parameters are not this module's
+
+    def forward(self, x):
+        dec = self.decoder[0]
+        T = x.shape[1]
+        mask = dec._mask(T, x.device)
+        rope = (dec.rope_cos, dec.rope_sin) if dec.cfg.uses_rope else None
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x, _ = layer(x, mask, rope, None, last_only=(i == last))
+        return self.out(self.norm(x[:, -1]))
+
+
+def stacked_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over members of each member's mean cross-entropy, per-member losses (M,))."""
+    M, S, C = logits.shape
+    per_member = F.cross_entropy(logits.reshape(M * S, C), targets.reshape(M * S),
+                                 reduction="none").view(M, S).mean(1)
+    return per_member.sum(), per_member
+
+
+# ---------------------------------------------------------------------------------------------
+# the training loop
+
+
+class _Windows:
+    """Per-member running train loss / accuracy between evaluations, on the device."""
+
+    def __init__(self, M: int, device):
+        self.M, self.device = M, device
+        self.reset()
+
+    def reset(self):
+        self.loss = torch.zeros(self.M, device=self.device)
+        self.correct = torch.zeros(self.M, device=self.device, dtype=torch.long)
+        self.count = 0
+
+    def add(self, losses, logits, targets):
+        S = targets.shape[1]
+        self.loss += losses.detach() * S
+        self.correct += (logits.detach().argmax(-1) == targets).sum(1)
+        self.count += S
+
+    def summary(self, i: int) -> dict | None:
+        if not self.count:
+            return None
+        return {"loss": self.loss[i].item() / self.count,
+                "accuracy": self.correct[i].item() / self.count}
+
+    def state(self):
+        return {"loss": self.loss, "correct": self.correct, "count": self.count}
+
+    def load(self, state):
+        self.loss, self.correct, self.count = state["loss"], state["correct"], state["count"]
+
+
+def cohort_fingerprint(members: Sequence[Member], train_cfg: TrainConfig, backend: str) -> str:
+    text = json.dumps({"members": [m.fingerprint for m in members], "train": asdict(train_cfg),
+                       "backend": backend}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_members(members: Sequence[Member], train_cfg: TrainConfig) -> None:
+    if not members:
+        raise ValueError("a cohort needs at least one member")
+    dirs = [m.out_dir.resolve() for m in members]
+    if len(set(dirs)) != len(dirs):
+        raise ValueError("two cohort members write to the same out_dir")
+    for i, m in enumerate(members):
+        train = m.spec.get("train")
+        if train is not None and train != asdict(train_cfg):
+            raise ValueError(
+                f"cohort member {i} ({m.out_dir}) was built with train config {train}, "
+                f"but the cohort trains with {asdict(train_cfg)}; a cohort shares one"
+            )
+        if m.spec.get("device") != members[0].spec.get("device"):
+            raise ValueError("cohort members are on different devices")
+
+
+def fit_cohort(
+    members: Sequence[Member],
+    train_cfg: TrainConfig,
+    device: str | None = None,
+    attention_sequences: int = 256,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    backend: str = "bmm",
+    write: bool = True,
+) -> list[pd.DataFrame]:
+    """Train every member together; per member, write (unless write=False) exactly the files
+    `train.fit` writes for its solo run into member.out_dir, and return the learning curves.
+
+    checkpoint: a file for the whole cohort's resume state (weights, optimizer, every generator,
+    curves, snapshots), written every `checkpoint_every` steps and removed at the end; a rerun
+    with the same members resumes from it and ends as an uninterrupted run would. None = no
+    checkpointing (a killed cohort starts again).
+    """
+    members = list(members)
+    _check_members(members, train_cfg)
+    device = device if device is not None else members[0].spec.get("device", "cpu")
+    M = len(members)
+    stack = StackedModel([m.model for m in members], backend=backend)
+    optimizer = make_optimizer(stack.trainable(), train_cfg)
+    gens = [torch.Generator(device=device).manual_seed(m.seeds.train_data) for m in members]
+    windows = _Windows(M, device)
+    rows: list[list[dict]] = [[] for _ in members]
+    snapshots = [Snapshots() for _ in members]
+    snapshot_at = set(train_cfg.snapshot_iterations())
+    step = 0
+    fingerprint = cohort_fingerprint(members, train_cfg, backend)
+
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = io.load_torch(checkpoint, map_location=device)
+        if state.get("fingerprint") == fingerprint:
+            stack.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            for g, s in zip(gens, state["data_gens"]):
+                g.set_state(s.cpu() if str(device) == "cpu" else s)
+            windows.load(state["window"])
+            rows = [list(r) for r in state["rows"]]
+            snapshots = [Snapshots.from_dict(s, str(checkpoint)) for s in state["snapshots"]]
+            step = int(state["step"])
+            print(f"resuming cohort of {M} from step {step} ({checkpoint})", file=sys.stderr)
+        else:
+            print(f"ignoring {checkpoint}: it belongs to a different cohort", file=sys.stderr)
+
+    def log_eval(iteration: int) -> None:
+        for i, m in enumerate(members):
+            model = stack.load_into(i, m.model)
+            for name, res in evaluate(model, m.test_sets, m.n_labels).items():
+                rows[i].append({"iteration": iteration, "split": name, **res})
+            train = windows.summary(i)
+            if train is not None:
+                rows[i].append({"iteration": iteration, "split": "train", **train})
+        windows.reset()
+
+    def add_snapshots(iteration: int) -> None:
+        for i, m in enumerate(members):
+            snapshots[i].add(stack.load_into(i, m.model), iteration)
+
+    if step == 0:
+        log_eval(0)
+        add_snapshots(0)
+    started = time.perf_counter()
+    bar = tqdm(total=train_cfg.iterations, initial=step, disable=not progress, mininterval=5,
+               desc=f"cohort of {M}", file=sys.stderr)
+    while step < train_cfg.iterations:
+        batch = StackedBatch.stack([m.sample(g) for m, g in zip(members, gens)])
+        logits = stack(batch)
+        loss, losses = stacked_loss(logits, batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        windows.add(losses, logits, batch.targets)
+        step += 1
+        bar.update(1)
+        if step % train_cfg.eval_every == 0 or step == train_cfg.iterations:
+            log_eval(step)
+        if step in snapshot_at:
+            add_snapshots(step)
+        if (checkpoint is not None and step % train_cfg.checkpoint_every == 0
+                and step < train_cfg.iterations):
+            io.save_torch({
+                "fingerprint": fingerprint, "step": step, "model": stack.state_dict(),
+                "optimizer": optimizer.state_dict(), "data_gens": [g.get_state() for g in gens],
+                "window": windows.state(), "rows": rows,
+                "snapshots": [s.to_dict() for s in snapshots],
+            }, checkpoint)
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    curves = []
+    for i, m in enumerate(members):
+        model = stack.load_into(i, m.model)
+        curve = pd.DataFrame(rows[i])
+        curves.append(curve)
+        if write:
+            _write_outputs(m, model, curve, snapshots[i], attention_sequences, elapsed, i, M)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return curves
+
+
+def _write_outputs(m: Member, model: nn.Module, curve: pd.DataFrame, snapshots: Snapshots,
+                   attention_sequences: int, elapsed: float, index: int, size: int) -> None:
+    """The files train.fit writes, plus a "cohort" entry in config.json."""
+    out_dir = m.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = curve[curve.iteration == curve.iteration.max()].copy()
+    attention = mean_attention(model, m.test_sets["IC"], attention_sequences)
+    attention.insert(0, "split", "IC")
+    m.save_test_sets(m.test_sets, out_dir / "testsets.pt")
+    io.save_torch(model.state_dict(), out_dir / "model.pt")
+    io.save_torch(snapshots.to_dict(), out_dir / "snapshots.pt")
+    io.write_parquet(curve, out_dir / "curve.parquet")
+    io.write_parquet(final, out_dir / "final.parquet")
+    io.write_parquet(attention, out_dir / "attention.parquet")
+    io.write_json({
+        **m.spec, "fingerprint": m.fingerprint,
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "train_seconds_this_process": round(elapsed, 3),
+        "cohort": {"size": size, "index": index},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "command": sys.argv,
+    }, out_dir / "config.json")
+
+
+def train_stage1_cohort(runs: Sequence[dict], model_cfg: DecoderConfig, train_cfg: TrainConfig,
+                        test_set_size: int = 1000, attention_sequences: int = 256,
+                        device: str = "cpu", progress: bool = True,
+                        checkpoint: str | Path | None = None,
+                        backend: str = "bmm") -> list[pd.DataFrame]:
+    """Convenience: `runs` are dicts with keys world, seq, out_dir, seed and optional meta; every
+    run uses `model_cfg` and `train_cfg`. Equivalent to calling train.train_run once per run."""
+    members = [stage1_member(r["world"], r["seq"], model_cfg, train_cfg, r["out_dir"], r["seed"],
+                             test_set_size=test_set_size, device=device, meta=r.get("meta"))
+               for r in runs]
+    return fit_cohort(members, train_cfg, device=device, attention_sequences=attention_sequences,
+                      progress=progress, checkpoint=checkpoint, backend=backend)
