@@ -112,8 +112,24 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     stage2 = list((results / "smoke" / "stage2").glob("*/*/seed=*/model.pt"))
     assert len(stage2) == len(mcfg.all_stage2_runs(tier))
     for name in TABLES:
-        assert "| full model |" in (results / "figures" / f"{name}.md").read_text()
         assert (results / "figures" / f"{name}.csv").stat().st_size > 50
+    assert "| full model |" in (results / "figures" / "table2.md").read_text()
+    assert "PHStrength^(1)_1" in (results / "figures" / "table1.md").read_text()
+    # the indicator step ran once per run, from the run's snapshots
+    assert len(list((results / "smoke" / "stage1").glob("*/seed=*/indicators.parquet"))) == \
+        len(models)
+    assert len(list((results / "smoke" / "stage2").glob("*/*/seed=*/indicators.parquet"))) == \
+        len(stage2)
+    regression = pd.read_parquet(results / "smoke" / "tables" / "regression.parquet")
+    assert {"pearson", "r2", "importance", "prediction"} <= set(regression.kind)
+    findings = pd.read_parquet(results / "findings.parquet")
+    assert set(findings.verdict) <= {"pass", "fail", "n/a"} and (findings.tier == "smoke").all()
+    assert (findings.verdict != "n/a").sum() >= 20  # smoke has the data for almost every one
+    assert "Findings check, tier `smoke`" in (results / "findings.md").read_text()
+    # the HTML report: every figure and the findings table
+    snakemake("--config", "tier=smoke", "--report", "report.html", workdir=tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "fig6.png" in html and "findings.md" in html
     # every job left its log and benchmark
     assert len(list((results / "smoke" / "benchmarks" / "stage1").rglob("*.tsv"))) == len(models)
     assert len(list((results / "smoke" / "benchmarks" / "stage2").rglob("*.tsv"))) == len(stage2)
@@ -127,6 +143,19 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     rebuilt = snakemake("-n", "results/figures/fig2c.pdf", "--config", "tier=smoke",
                         workdir=tmp_path).stdout
     assert "train_stage1" not in rebuilt and "figure" in rebuilt
+
+    # determinism: a second build from scratch gives identical tables (Stage 1, Stage 2,
+    # interventions and indicators through training)
+    again = tmp_path / "again"
+    again.mkdir()
+    names = ("fig2c", "fig4a", "table2", "fig6")
+    targets = [f"results/smoke/tables/{name}.parquet" for name in names]
+    snakemake("--cores", "2", "--config", "tier=smoke", *targets, workdir=again, timeout=900)
+    for name in names:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(results / "smoke" / "tables" / f"{name}.parquet"),
+            pd.read_parquet(again / "results" / "smoke" / "tables" / f"{name}.parquet"),
+            check_exact=True, obj=name)
 
 
 def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed(tmp_path):

@@ -161,6 +161,24 @@ def cmd_regression(args) -> None:
     write_parquet(regression_tables(tables, cfg), args.out)
 
 
+def cmd_findings(args) -> None:
+    """Evaluate every finding of the paper on the collected tables."""
+    from mmicl.analysis.findings import Settings, evaluate_findings, markdown
+    from mmicl.io import atomic_write, read_parquet, write_parquet
+
+    tables = {}
+    for item in args.tables:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--tables expects name=path, got {item!r}")
+        tables[name] = read_parquet(path)
+    findings = evaluate_findings(tables, json.loads(args.context),
+                                 Settings(**json.loads(args.settings)), args.tier)
+    write_parquet(findings, args.out)
+    text = markdown(findings)
+    atomic_write(args.md, lambda tmp: tmp.write_text(text))
+
+
 def cmd_table(args) -> None:
     from mmicl.figures import figure_module
     from mmicl.io import atomic_write, read_parquet
@@ -268,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", required=True, help="the config's regression section as JSON")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_regression)
+
+    p = sub.add_parser("findings", help="test every finding of the paper on the tables")
+    p.add_argument("--tables", nargs="+", required=True, help="name=path of collected tables")
+    p.add_argument("--context", required=True, help="JSON: figures (sweeps) and defaults")
+    p.add_argument("--settings", required=True, help="the config's findings section as JSON")
+    p.add_argument("--tier", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--md", required=True)
+    p.set_defaults(func=cmd_findings)
 
     p = sub.add_parser("table", help="write a table figure's rows as CSV and Markdown")
     p.add_argument("name")

@@ -50,6 +50,11 @@ def table(results: str, tier: str, name: str) -> str:
     return f"{results}/{tier}/tables/{name}.parquet"
 
 
+def findings(results: str, ext: str = "parquet") -> str:
+    """The findings check (one per results folder, like the figures; a tier column inside)."""
+    return f"{results}/findings.{ext}"
+
+
 def figure(results: str, name: str, ext: str = "pdf") -> str:
     """Figures (pdf, png) and tables (also csv, md) live together under results/figures/."""
     return f"{results}/figures/{name}.{ext}"

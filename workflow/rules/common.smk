@@ -5,7 +5,8 @@ import shlex
 
 from mmicl import config as mcfg
 from mmicl import paths
-from mmicl.figures import FIGURE_STAGE, FIGURES, REGRESSION_FIGURES, SOURCES, TABLES
+from mmicl.analysis.findings import SOURCES as FINDINGS_SOURCES
+from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, REGRESSION_FIGURES, SOURCES, TABLES
 
 mcfg.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
 TIER = mcfg.tier_config(config)
@@ -140,17 +141,38 @@ def family_indicator_inputs(family):
     ]
 
 
-def figure_context(figure):
-    """What a figure module needs besides its table: its sweep and the defaults (Stage-2
-    figures see Stage-1 defaults as stage1.<key>)."""
-    defaults = dict(DEFAULTS)
+def figure_defaults(figure):
+    """The defaults a figure's rows are selected against (Stage-2 figures see Stage-1
+    defaults as stage1.<key>)."""
     if FIGURE_STAGE[figure] == 2:
-        defaults = {**TIER["stage2"], **{f"stage1.{k}": v for k, v in DEFAULTS.items()}}
-    return quoted_json({"sweep": TIER["figures"][figure], "defaults": defaults}, sort_keys=False)
+        return {**TIER["stage2"], **{f"stage1.{k}": v for k, v in DEFAULTS.items()}}
+    return dict(DEFAULTS)
+
+
+def figure_context(figure):
+    """What a figure module needs besides its table: its sweep and the defaults."""
+    return quoted_json(
+        {"sweep": TIER["figures"][figure], "defaults": figure_defaults(figure)}, sort_keys=False
+    )
+
+
+def findings_tables(wildcards=None):
+    """name -> collected table of every source the findings read that this tier builds."""
+    tables = {name: paths.table(RESULTS, TIER_NAME, name) for name in FINDINGS_SOURCES
+              if name in TIER["figures"] and name not in REGRESSION_FIGURES}
+    if any(name in TIER["figures"] for name in REGRESSION_FIGURES):
+        tables["regression"] = paths.table(RESULTS, TIER_NAME, "regression")
+    return tables
+
+
+def findings_context():
+    figures = TIER["figures"]
+    return quoted_json({"figures": figures,
+                        "defaults": {name: figure_defaults(name) for name in figures}})
 
 
 def figure_targets():
-    targets = []
+    targets = [paths.findings(RESULTS, "parquet"), paths.findings(RESULTS, "md")]
     for name in TIER["figures"]:
         exts = ("pdf", "png", "csv", "md") if name in TABLES else ("pdf", "png")
         targets += [paths.figure(RESULTS, name, ext) for ext in exts]

@@ -5,6 +5,7 @@ localrules:
     collect,
     figure,
     table,
+    findings,
 
 
 rule collect:
@@ -27,9 +28,15 @@ rule figure:
         table=lambda wc: figure_table(wc.figure),
     output:
         pdf=paths.figure(RESULTS, "{figure}", "pdf"),
-        png=paths.figure(RESULTS, "{figure}", "png"),
+        png=report(
+            paths.figure(RESULTS, "{figure}", "png"),
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
     params:
         context=lambda wc: figure_context(wc.figure),
+        caption=lambda wc: CAPTIONS[wc.figure],
     log:
         paths.log(RESULTS, TIER_NAME, "figures", "{figure}"),
     benchmark:
@@ -58,3 +65,30 @@ rule table:
     shell:
         "mmicl table {wildcards.table} --table {input.table} --context {params.context} "
         "--csv {output.csv} --md {output.md} 2> {log}"
+
+
+rule findings:
+    input:
+        unpack(findings_tables),
+    output:
+        table=paths.findings(RESULTS, "parquet"),
+        md=report(
+            paths.findings(RESULTS, "md"),
+            caption="../report/findings.rst",
+            category="Findings",
+        ),
+    params:
+        tables=lambda wc, input: " ".join(f"{name}={path}" for name, path in input.items()),
+        context=findings_context(),
+        settings=quoted_json(TIER["findings"]),
+    log:
+        paths.log(RESULTS, TIER_NAME, "tables", "findings"),
+    benchmark:
+        paths.benchmark(RESULTS, TIER_NAME, "tables", "findings")
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "mmicl findings --tables {params.tables} --context {params.context} "
+        "--settings {params.settings} --tier {TIER_NAME} --out {output.table} "
+        "--md {output.md} 2> {log}"
+

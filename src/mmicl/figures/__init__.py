@@ -30,6 +30,42 @@ FIGURE_STAGE = ({name: 1 for name in STAGE1_FIGURES} | {name: 2 for name in STAG
                 | {name: 0 for name in ANALYSIS_FIGURES})
 
 
+# The finding each figure tests (report captions; verdicts in results/findings.md).
+CAPTIONS = {
+    "fig2a": "Fig. 2a - depth scaling: deeper decoders shift unimodal models from ICL towards "
+             "IWL (IC and IW accuracy against K).",
+    "fig2b": "Fig. 2b - width scaling: more heads shift unimodal models towards IWL, more "
+             "strongly than depth.",
+    "fig2c": "Fig. 2c - APE vs RoPE heatmaps over data complexity: RoPE raises the data "
+             "complexity ICL needs (the authors' RoPE).",
+    "fig2d": "Fig. 2d - layer-1/2 attention maps of the default APE and RoPE models: a "
+             "previous-token head in layer 1 and an induction head in layer 2.",
+    "app_data_effects": "Appendix - Chan et al. data effects in the modern decoder: ICL rises "
+                        "and IWL falls with K, B and eps; a Zipfian alpha helps both.",
+    "app_pe_variants": "Appendix - ALiBi and hybrid position encodings against APE and RoPE.",
+    "app_rope_standard": "Robustness (ours) - the APE-vs-RoPE comparison with a correct "
+                         "rotary embedding.",
+    "fig4a": "Fig. 4a - modality asymmetry: after high-K1 pretraining a simple M2 suffices "
+             "(K2 x B); burstiness lifts ICL and lowers IWL.",
+    "fig4b": "Fig. 4b - M1 vs M2 noise: the paper finds eps2 gains far exceed eps1 gains.",
+    "fig4c": "Fig. 4c - M1 vs M2 Zipf exponents.",
+    "fig4d": "Fig. 4d - early fusion (no Stage 1) reverses the asymmetry: ICL needs far more "
+             "M2 data.",
+    "fig5": "Fig. 5 - deeper or wider Stage-1 decoders need less M2 data in Stage 2.",
+    "table2": "Table 2 - knocking out the previous-token or the induction head breaks ICL; "
+              "zeroing M1 hurts more than zeroing M2.",
+    "app_alignment": "Appendix - M2 dimension against M1/M2 alignment (CKA, L2) and accuracy.",
+    "app_projector": "Appendix - projector capacity (small vs large).",
+    "app_joint_label": "Appendix J - joint labels that need both modalities.",
+    "fig6": "Fig. 6 - circuit indicators through training: in Stage 2 PHStrength stays flat "
+            "while IndStrength rises with accuracy and CLA stays high.",
+    "table1": "Table 1 - Pearson correlation of the indicators with ICL accuracy per family, "
+              "beside the paper's, and the random-forest R^2 (paper >= 0.91).",
+    "app_regression": "Random forest on the indicators: out-of-fold predictions against "
+                      "measured ICL accuracy, and feature importances.",
+}
+
+
 def figure_module(name: str):
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; expected one of: {', '.join(FIGURES)}")

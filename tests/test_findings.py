@@ -1,0 +1,79 @@
+"""The findings check: statistics computed from tables (hand-computed contrasts), verdicts with
+margins, n/a when the tier lacks data, and the Markdown table."""
+
+import pandas as pd
+import pytest
+
+from mmicl.analysis.findings import FINDINGS, Settings, contrast, evaluate_findings, markdown
+
+DEFAULTS = {"K": 512, "B": 4, "eps": 0.1, "alpha": 0.0}
+SWEEP = {"grid": [{"K": [128, 512, 2048]}, {"B": [1, 4]}], "fixed": {"K": 512}}
+CONTEXT = {"figures": {"app_data_effects": SWEEP}, "defaults": {"app_data_effects": DEFAULTS}}
+
+
+def data_effects_table():
+    """IC = K/4096 + 0.1*seed at B=4; IW = 1 - IC. Seeds 0 and 1."""
+    rows = []
+    for seed in (0, 1):
+        for K in (128, 512, 2048):
+            ic = K / 4096 + 0.1 * seed
+            rows += [{**DEFAULTS, "K": K, "seed": seed, "split": "IC", "accuracy": ic},
+                     {**DEFAULTS, "K": K, "seed": seed, "split": "IW", "accuracy": 1 - ic}]
+        for B, ic in ((1, 0.05), (4, 512 / 4096 + 0.1 * seed)):
+            rows += [{**DEFAULTS, "B": B, "seed": seed, "split": "IC", "accuracy": ic}]
+    return pd.DataFrame(rows)
+
+
+def test_contrast_by_hand():
+    tables = {"app_data_effects": data_effects_table()}
+    # IC(K=2048) - IC(K=128) = (2048 - 128) / 4096 for both seeds
+    assert contrast(tables, CONTEXT, "app_data_effects", "K", "IC") == pytest.approx(
+        [1920 / 4096] * 2)
+    assert contrast(tables, CONTEXT, "app_data_effects", "K", "IW") == pytest.approx(
+        [-1920 / 4096] * 2)
+    # the B grid is read at the fixed K = 512: IC(B=4) - IC(B=1)
+    assert contrast(tables, CONTEXT, "app_data_effects", "B", "IC") == pytest.approx(
+        [0.125 - 0.05, 0.225 - 0.05])
+
+
+def test_verdicts_margins_and_missing_data():
+    out = evaluate_findings({"app_data_effects": data_effects_table()}, CONTEXT, Settings(),
+                            "test").set_index("id")
+    assert len(out) == len(FINDINGS) and (out.tier == "test").all()
+    k = out.loc["stage1_K_IC"]
+    assert k.verdict == "pass" and k.ours == pytest.approx(1920 / 4096) and k.seeds == 2
+    assert k["std"] == pytest.approx(0.0) and k.test == "mean > +0.05"
+    assert out.loc["stage1_K_IW"].verdict == "pass"
+    b = out.loc["stage1_B_IC"]
+    assert b.ours == pytest.approx(0.125) and b["std"] == pytest.approx(0.1 * 2 ** 0.5 / 2)
+    # a large margin turns the B effect into a failure
+    strict = evaluate_findings({"app_data_effects": data_effects_table()}, CONTEXT,
+                               Settings(margin=0.2), "test").set_index("id")
+    assert strict.loc["stage1_B_IC"].verdict == "fail"
+    # the eps grid is not configured, the other figures are absent
+    assert out.loc["stage1_eps_IC"].verdict == "n/a"
+    assert "no grid over eps" in out.loc["stage1_eps_IC"].note
+    assert out.loc["stage2_K2_suffices"].verdict == "n/a"
+    text = markdown(out.reset_index())
+    assert out.loc["stage1_B_IW"].verdict == "n/a"  # the table has no IW rows on the B grid
+    assert "tier `test`: 3 pass, 0 fail" in text and "**n/a:" in text
+
+
+def test_regression_findings():
+    reg = pd.DataFrame([
+        {"family": "unimodal", "data": "all", "kind": "r2", "value": 0.95, "feature": None,
+         "paper": 0.91},
+        {"family": "multimodal", "data": "all", "kind": "r2", "value": 0.5, "feature": None,
+         "paper": 0.91},
+        *({"family": "unimodal", "data": "all", "kind": "pearson", "feature": f, "value": v,
+           "paper": p} for f, v, p in (("prev_token_1_1", 0.3, 0.72), ("cla", 0.2, 0.65),
+                                       ("induction_strength_2", -0.1, 0.61),
+                                       ("tla_1", 0.4, 0.59), ("tila_1", -0.5, float("nan")))),
+    ])
+    out = evaluate_findings({"regression": reg}, {"figures": {}, "defaults": {}}, Settings(),
+                            "t").set_index("id")
+    assert out.loc["unimodal_rf_r2"].verdict == "pass"
+    assert out.loc["multimodal_rf_r2"].verdict == "fail"
+    signs = out.loc["unimodal_correlation_signs"]
+    assert signs.ours == 3 and signs.verdict == "fail"  # IndStrength_2 has the wrong sign
+    assert out.loc["multimodal_correlation_signs"].verdict == "n/a"
