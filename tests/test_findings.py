@@ -77,3 +77,10 @@ def test_regression_findings():
     signs = out.loc["unimodal_correlation_signs"]
     assert signs.ours == 3 and signs.verdict == "fail"  # IndStrength_2 has the wrong sign
     assert out.loc["multimodal_correlation_signs"].verdict == "n/a"
+
+
+def test_workflow_list_of_sources_matches_the_findings():
+    from mmicl.analysis.findings import SOURCES
+    from mmicl.figures import FINDINGS_SOURCES
+
+    assert FINDINGS_SOURCES == SOURCES

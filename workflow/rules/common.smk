@@ -5,8 +5,15 @@ import shlex
 
 from mmicl import config as mcfg
 from mmicl import paths
-from mmicl.analysis.findings import SOURCES as FINDINGS_SOURCES
-from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, REGRESSION_FIGURES, SOURCES, TABLES
+from mmicl.figures import (
+    CAPTIONS,
+    FIGURE_STAGE,
+    FIGURES,
+    FINDINGS_SOURCES,
+    REGRESSION_FIGURES,
+    SOURCES,
+    TABLES,
+)
 
 mcfg.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
 TIER = mcfg.tier_config(config)

@@ -30,6 +30,11 @@ FIGURE_STAGE = ({name: 1 for name in STAGE1_FIGURES} | {name: 2 for name in STAG
                 | {name: 0 for name in ANALYSIS_FIGURES})
 
 
+# The tables the findings check reads (mmicl.analysis.findings.SOURCES; kept here so the
+# workflow plans jobs without importing matplotlib; a test keeps the two equal).
+FINDINGS_SOURCES = ("app_data_effects", "fig2a", "fig2b", "fig2c", "app_rope_standard", "table2",
+                    "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1")
+
 # The finding each figure tests (report captions; verdicts in results/findings.md).
 CAPTIONS = {
     "fig2a": "Fig. 2a - depth scaling: deeper decoders shift unimodal models from ICL towards "
