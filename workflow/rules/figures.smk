@@ -81,6 +81,7 @@ rule findings:
         tables=lambda wc, input: " ".join(f"{name}={path}" for name, path in input.items()),
         context=findings_context(),
         settings=quoted_json(TIER["findings"]),
+        tier=TIER_NAME,
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "findings"),
     benchmark:
@@ -89,6 +90,6 @@ rule findings:
         "../../envs/mmicl.yaml"
     shell:
         "mmicl findings --tables {params.tables} --context {params.context} "
-        "--settings {params.settings} --tier {TIER_NAME} --out {output.table} "
+        "--settings {params.settings} --tier {params.tier} --out {output.table} "
         "--md {output.md} 2> {log}"
 
