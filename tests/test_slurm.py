@@ -1,0 +1,271 @@
+"""The workflow on a real Slurm cluster (.ci/slurm-up.sh): the smoke tier end to end through the
+Slurm executor, and a training job cancelled by Slurm (preemption) that resumes and ends
+bit-identical to an uninterrupted local run.
+
+Every cluster test skips when `sbatch` is missing or `sinfo` shows no idle (or mixed) node, and
+fails instead when MMICL_REQUIRE_SLURM=1 (set by .ci/run after a successful bring-up). Snakemake
+always runs under `timeout -k 10 ...`: its first SIGTERM only makes it wait for running jobs.
+Slurm jobs a test submitted are cancelled when it ends, whatever happened."""
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from mmicl import config as mcfg
+from mmicl import io, paths
+from mmicl.figures import FIGURES
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+USER_PROFILE = ROOT / "slurm" / "config.yaml"
+CI_PROFILE = ROOT / ".ci" / "slurm-profile"
+# Keys the CI profile adds to the user-facing one (tests/test_slurm.py keeps the rest equal).
+CI_ONLY_KEYS = {
+    "slurm-status-command",
+    "slurm-no-account",
+    "slurm-init-seconds-before-status-checks",
+    "slurm-keep-successful-logs",
+}
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+
+
+@functools.lru_cache(maxsize=None)
+def _usable_node():
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return "sbatch/sinfo not on PATH (run .ci/slurm-up.sh as root)"
+    try:
+        states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                                timeout=15).stdout.split()
+    except (subprocess.SubprocessError, OSError) as err:  # no controller: sinfo hangs ~10 s
+        return f"sinfo failed: {err}"
+    if not {"idle", "mixed"} & set(states):
+        return f"no idle Slurm node (sinfo states: {states or 'none'}; run .ci/slurm-up.sh)"
+    return None
+
+
+def _need_cluster():
+    """Skip without a usable cluster; fail instead when CI brought one up (.ci/run sets
+    MMICL_REQUIRE_SLURM=1 after a successful .ci/slurm-up.sh)."""
+    reason = _usable_node()
+    if reason and os.environ.get("MMICL_REQUIRE_SLURM") == "1":
+        pytest.fail(f"MMICL_REQUIRE_SLURM=1 but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def cluster():
+    _need_cluster()
+
+
+def _env():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The workflow's own placement mechanism (common.smk); `debug` is the test cluster's partition.
+    env.setdefault("MMICL_SLURM_PARTITION", "debug")
+    return env
+
+
+def _snakemake_cmd(workdir, configfile, *args, seconds, profile=True):
+    cmd = ["timeout", "-k", "10", str(seconds), sys.executable, "-m", "snakemake",
+           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile)]
+    if profile:
+        cmd += ["--profile", str(CI_PROFILE)]
+    return cmd + list(args)
+
+
+def _run(cmd, log: Path, seconds):
+    """Run to completion, output to `log` (read while it runs by the preemption test)."""
+    with open(log, "a") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(),
+                              stdin=subprocess.DEVNULL, timeout=seconds + 30)
+    return proc.returncode
+
+
+def _slurm_ids(*logs):
+    ids = set()
+    for log in logs:
+        if log.exists():
+            ids |= set(SUBMITTED.findall(log.read_text()))
+    return ids
+
+
+def _cancel(ids):
+    if ids and shutil.which("scancel"):
+        subprocess.run(["scancel", *sorted(ids)], capture_output=True, timeout=30)
+
+
+def _tail(log: Path, n=4000):
+    return log.read_text()[-n:] if log.exists() else "(no output)"
+
+
+def _smoke_config(tmp_path, **train):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["tier"] = "smoke"
+    cfg["tiers"]["smoke"]["train"].update(train)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return cfg, path
+
+
+# ---------------------------------------------------------------------------------------------
+def test_ci_profile_is_the_user_profile_plus_ci_keys():
+    """No drift: every setting of slurm/config.yaml is in the CI profile with the same value; the
+    CI profile only adds the keys a test cluster without slurmdbd needs."""
+    user = yaml.safe_load(USER_PROFILE.read_text())
+    ci = yaml.safe_load((CI_PROFILE / "config.yaml").read_text())
+    for key, value in user.items():
+        assert ci.get(key) == value, f"{key}: slurm/config.yaml has {value!r}, CI {ci.get(key)!r}"
+    assert set(ci) - set(user) == CI_ONLY_KEYS
+    assert ci["slurm-status-command"] == "squeue"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_smoke_tier_end_to_end_on_slurm(cluster, tmp_path):
+    """The default target of the smoke tier through the Slurm executor: every figure is built and
+    every non-local job went through Slurm (one kept Slurm log per job)."""
+    configfile = tmp_path / "config.yaml"
+    shutil.copy(ROOT / "config.yaml", configfile)
+    log = tmp_path / "snakemake.out"
+    seconds = 1500
+    start = time.time()
+    try:
+        rc = _run(_snakemake_cmd(tmp_path, configfile, "--config", "tier=smoke",
+                                 seconds=seconds), log, seconds)
+    finally:
+        _cancel(_slurm_ids(log))
+    elapsed = time.time() - start
+    assert rc == 0, f"snakemake on Slurm failed (rc {rc}, {elapsed:.0f} s):\n{_tail(log)}"
+    print(f"smoke tier on Slurm: {elapsed:.0f} s")
+
+    results = tmp_path / "results"
+    for name in FIGURES:
+        for ext in ("pdf", "png"):
+            path = results / "figures" / f"{name}.{ext}"
+            assert path.exists() and path.stat().st_size > 1000, path
+
+    # Jobs really ran on Slurm: one Slurm job id per submission, one kept log per Slurm job, and
+    # every trained run has its own Slurm log under rule_train_stage1.
+    ids = _slurm_ids(log)
+    slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
+    kept = {p.stem for p in slurm_logs.rglob("*.log")}
+    assert ids and ids <= kept, sorted(ids - kept)[:5]
+    models = list((results / "smoke" / "stage1").glob("*/seed=*/model.pt"))
+    assert models
+    assert len(list((slurm_logs / "rule_train_stage1").rglob("*.log"))) == len(models)
+    for path in (slurm_logs / "rule_train_stage1").rglob("*.log"):
+        text = path.read_text()
+        assert "rule train_stage1" in text and "Finished jobid" in text, path
+
+
+# ---------------------------------------------------------------------------------------------
+PREEMPT_TRAIN = dict(iterations=1200, eval_every=100, checkpoint_every=50, snapshot_every=100)
+
+
+@pytest.fixture(scope="module")
+def preempt_reference(tmp_path_factory):
+    """The Stage-1 run of the smoke tier, trained longer, uninterrupted and locally."""
+    _need_cluster()
+    tmp = tmp_path_factory.mktemp("reference")
+    cfg, configfile = _smoke_config(tmp, **PREEMPT_TRAIN)
+    tier = mcfg.tier_config(cfg)
+    run = mcfg.run_id(tier["stage1"], tier["stage1"])
+    target = paths.stage1_file("results", "smoke", run, 0, "model.pt")
+    log = tmp / "snakemake.out"
+    rc = _run(_snakemake_cmd(tmp, configfile, "--cores", "1", target, seconds=300,
+                             profile=False), log, 300)
+    assert rc == 0, _tail(log)
+    return run, target, tmp / paths.stage1_dir("results", "smoke", run, 0)
+
+
+def _train_ids(log: Path):
+    """Slurm job ids of the train_stage1 submissions, in submission order."""
+    return [m.group(1) for m in re.finditer(r"SLURM jobid (\d+) \(log: [^)]*/rule_train_stage1/",
+                                            log.read_text())]
+
+
+def _wait_for_checkpoint(resume: Path, min_step, deadline, log: Path):
+    while time.time() < deadline:
+        if resume.exists():
+            try:
+                step = io.load_torch(resume)["step"]
+            except ValueError:
+                step = -1  # caught mid-rename
+            if step >= min_step:
+                return step
+        if (resume.parent / "model.pt").exists():
+            raise AssertionError("training finished before it was cancelled; make it longer")
+        time.sleep(0.05)
+    raise AssertionError(f"no resume checkpoint at step >= {min_step}:\n{_tail(log)}")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["rerun", "retry"])
+def test_training_cancelled_by_slurm_resumes_bit_identical(cluster, preempt_reference, tmp_path,
+                                                           how):
+    """`scancel` a Stage-1 training job after its first resume checkpoint (what preemption does).
+    rerun: with --retries 0 Snakemake gives up, and a rerun (--rerun-incomplete) resumes the job.
+    retry: the profile's retries resubmit it within the same Snakemake run, and it resumes.
+    Either way the result equals the uninterrupted local run bit for bit."""
+    run, target, reference_dir = preempt_reference
+    _, configfile = _smoke_config(tmp_path, **PREEMPT_TRAIN)
+    run_dir = tmp_path / paths.stage1_dir("results", "smoke", run, 0)
+    resume = paths.resume_checkpoint(run_dir)
+    log = tmp_path / "snakemake.out"
+    seconds = 240
+    retries = ["--retries", "0"] if how == "rerun" else []  # else the profile's (2)
+    first = _snakemake_cmd(tmp_path, configfile, target, *retries, seconds=seconds)
+    out_file = open(log, "w")
+    proc = subprocess.Popen(first, stdout=out_file, stderr=subprocess.STDOUT, env=_env(),
+                            stdin=subprocess.DEVNULL)
+    try:
+        step = _wait_for_checkpoint(resume, PREEMPT_TRAIN["checkpoint_every"],
+                                    time.time() + seconds - 30, log)
+        train_ids = _train_ids(log)
+        assert len(train_ids) == 1, _tail(log)
+        subprocess.run(["scancel", train_ids[-1]], check=True, timeout=30)
+        rc = proc.wait(timeout=seconds + 30)
+        if how == "rerun":
+            assert rc != 0, "the cancelled job should have failed the first Snakemake run"
+            assert not (run_dir / "model.pt").exists()  # nothing that looks complete
+            assert resume.exists()
+            rc = _run(_snakemake_cmd(tmp_path, configfile, target, "--rerun-incomplete",
+                                     seconds=seconds), log, seconds)
+        assert rc == 0, _tail(log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out_file.close()
+        _cancel(_slurm_ids(log))
+
+    out = log.read_text()
+    resubmitted = _train_ids(log)
+    assert len(resubmitted) == 2 and resubmitted[0] == train_ids[0], resubmitted
+    assert re.search(rf"SLURM-job '{train_ids[-1]}' failed, SLURM status is: 'CANCELLED", out)
+    job_log = (tmp_path / paths.log("results", "smoke", "stage1", run, "seed=0")).read_text()
+    resumed = re.search(r"resuming (.+) from step (\d+)", job_log)
+    assert resumed, job_log[-2000:]
+    assert step <= int(resumed.group(2)) < PREEMPT_TRAIN["iterations"]
+    assert not resume.exists()
+
+    a = io.load_torch(reference_dir / "model.pt")
+    b = io.load_torch(run_dir / "model.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    pd.testing.assert_frame_equal(pd.read_parquet(reference_dir / "curve.parquet"),
+                                  pd.read_parquet(run_dir / "curve.parquet"))
