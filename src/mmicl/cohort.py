@@ -38,7 +38,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,109 +50,13 @@ from tqdm import tqdm
 
 from mmicl import io
 from mmicl.config import TrainConfig
-from mmicl.data.sequences import SequenceSpec, generate_sequences, make_test_sets, save_batches
-from mmicl.data.worlds import World
 from mmicl.evaluate import evaluate, mean_attention
 from mmicl.models.decoder import Decoder, DecoderConfig, rotate
-from mmicl.train import RunSeeds, Snapshots, init_model, make_optimizer, spec_hash
+from mmicl.train import (  # noqa: F401  (the member builders are part of this API)
+    Member, Snapshots, make_optimizer, stage1_member, stage2_member,
+)
 
 BACKENDS = ("bmm", "vmap")
-
-
-# ---------------------------------------------------------------------------------------------
-# members: everything one solo run would hand to train.fit
-
-
-@dataclass
-class Member:
-    """One run of a cohort, initialised exactly like its solo run (`train_run` / `train_stage2`).
-
-    model: the solo module (initial weights; also used for evaluation and outputs)
-    sample: draws one training batch from the member's own generator
-    spec: the resolved spec dict the solo run writes to config.json (its hash is the fingerprint)
-    """
-
-    model: nn.Module
-    sample: Callable[[torch.Generator], object]
-    test_sets: dict
-    n_labels: int  # label modulus for IC2 targets (evaluate's n_labels)
-    out_dir: Path
-    spec: dict
-    seeds: RunSeeds
-    save_test_sets: Callable
-
-    @property
-    def fingerprint(self) -> str:
-        return spec_hash(self.spec)
-
-
-def stage1_member(world: World, seq: SequenceSpec, model_cfg: DecoderConfig,
-                  train_cfg: TrainConfig, out_dir: str | Path, seed: int,
-                  test_set_size: int = 1000, device: str = "cpu",
-                  meta: dict | None = None) -> Member:
-    """The Stage-1 run `train.train_run` would train with the same arguments."""
-    seeds = RunSeeds.from_run_seed(seed)
-    spec = {
-        "meta": meta or {},
-        "world": {"seed": world.seed, "K": world.K, "L": world.L, "D": world.D},
-        "sequences": asdict(seq),
-        "model": asdict(model_cfg),
-        "train": asdict(train_cfg),
-        "seeds": asdict(seeds),
-        "test_set_size": test_set_size,
-        "device": str(device),
-    }
-    world_dev = world.to(device)
-    model = init_model(lambda: Decoder(model_cfg), seeds.init, device)
-    test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
-    batch_size = train_cfg.batch_size
-    return Member(model, lambda gen: generate_sequences(world_dev, seq, batch_size, gen),
-                  test_sets, model_cfg.n_labels, Path(out_dir), spec, seeds, save_batches)
-
-
-def stage2_member(world, spec, model_cfg, train_cfg: TrainConfig, out_dir: str | Path,
-                  seed: int, stage1_state: dict | None, freeze_decoder: bool = True,
-                  freeze_head: bool = False, test_set_size: int = 1000, device: str = "cpu",
-                  meta: dict | None = None, joint_G2: int | None = None) -> Member:
-    """The Stage-2 run `train.train_stage2` would train with the same arguments."""
-    from mmicl.data.multimodal import (
-        generate_joint, generate_multimodal, make_multimodal_test_sets, save_multimodal_batches,
-    )
-    from mmicl.models.multimodal import MultimodalDecoder
-
-    seeds = RunSeeds.from_run_seed(seed)
-    spec_dict = {
-        "meta": meta or {},
-        "world": {"seed": world.seed, "K1": world.m1.K, "L1": world.m1.L, "D1": world.m1.D,
-                  "K2": world.K2, "L2": world.L2, "D2": world.D2},
-        "sequences": asdict(spec),
-        "model": {"decoder": asdict(model_cfg.decoder), "m2_dim": model_cfg.m2_dim,
-                  "projector": model_cfg.projector},
-        "init": "stage1" if stage1_state is not None else "scratch (early fusion)",
-        "freeze_decoder": freeze_decoder,
-        "freeze_head": freeze_head,
-        "joint_G2": joint_G2,
-        "train": asdict(train_cfg),
-        "seeds": asdict(seeds),
-        "test_set_size": test_set_size,
-        "device": str(device),
-    }
-    model = init_model(lambda: MultimodalDecoder(model_cfg), seeds.init, device)
-    if stage1_state is not None:
-        model.decoder.load_state_dict(stage1_state)
-        if freeze_decoder:
-            model.freeze_decoder(include_head=freeze_head)
-    world_dev = world.to(device)
-    test_sets = make_multimodal_test_sets(world_dev, spec, test_set_size, seeds.eval_data,
-                                          device=device, G2=joint_G2)
-    S = train_cfg.batch_size
-    if joint_G2 is None:
-        sample = lambda gen: generate_multimodal(world_dev, spec, S, gen)  # noqa: E731
-    else:
-        sample = lambda gen: generate_joint(world_dev, joint_G2, spec, S, gen)  # noqa: E731
-    modulus = world.L2 if joint_G2 is None else world.m1.L
-    return Member(model, sample, test_sets, modulus, Path(out_dir), spec_dict, seeds,
-                  save_multimodal_batches)
 
 
 # ---------------------------------------------------------------------------------------------

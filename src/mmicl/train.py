@@ -159,24 +159,19 @@ def train_run(
 ) -> pd.DataFrame:
     """Train one Stage-1 run and write model.pt, snapshots.pt, testsets.pt, curve.parquet,
     final.parquet, attention.parquet and config.json into `out_dir`. Returns the learning curve."""
-    seeds = RunSeeds.from_run_seed(seed)
-    spec = {
-        "meta": meta or {},
-        "world": {"seed": world.seed, "K": world.K, "L": world.L, "D": world.D},
-        "sequences": asdict(seq),
-        "model": asdict(model_cfg),
-        "train": asdict(train_cfg),
-        "seeds": asdict(seeds),
-        "test_set_size": test_set_size,
-        "device": str(device),
-    }
-    world_dev = world.to(device)
-    model = init_model(lambda: Decoder(model_cfg), seeds.init, device)
-    test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
+    member = stage1_member(world, seq, model_cfg, train_cfg, out_dir, seed, test_set_size,
+                           device, meta)
+    return fit_member(member, train_cfg, device, attention_sequences, progress)
+
+
+def fit_member(member: "Member", train_cfg: TrainConfig, device, attention_sequences: int,
+               progress: bool) -> pd.DataFrame:
+    """`fit` one run set up by stage1_member / stage2_member."""
     return fit(
-        model, model.parameters(), lambda gen: generate_sequences(world_dev, seq, train_cfg.batch_size, gen),
-        test_sets, model_cfg.n_labels, train_cfg, out_dir, spec, seeds, device,
-        save_test_sets=save_batches, attention_sequences=attention_sequences, progress=progress,
+        member.model, member.model.parameters(), member.sample, member.test_sets,
+        member.n_labels, train_cfg, member.out_dir, member.spec, member.seeds, device,
+        save_test_sets=member.save_test_sets, attention_sequences=attention_sequences,
+        progress=progress,
     )
 
 
@@ -306,6 +301,67 @@ def train_stage2(
     """Train one Stage-2 run: the Stage-1 decoder (`stage1_state`; None = early fusion from
     scratch) plus a fresh projector on interleaved triplets. Same outputs as Stage 1.
     joint_G2: joint-label sequences with that many M2 groups (labels span all of L1)."""
+    member = stage2_member(world, spec, model_cfg, train_cfg, out_dir, seed, stage1_state,
+                           freeze_decoder, freeze_head, test_set_size, device, meta, joint_G2)
+    return fit_member(member, train_cfg, device, attention_sequences, progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# a run set up for training: everything `fit` needs (shared with mmicl.cohort)
+
+
+@dataclass
+class Member:
+    """One run of a cohort, initialised exactly like its solo run (`train_run` / `train_stage2`).
+
+    model: the solo module (initial weights; also used for evaluation and outputs)
+    sample: draws one training batch from the member's own generator
+    spec: the resolved spec dict the solo run writes to config.json (its hash is the fingerprint)
+    """
+
+    model: torch.nn.Module
+    sample: Callable[[torch.Generator], object]
+    test_sets: dict
+    n_labels: int  # label modulus for IC2 targets (evaluate's n_labels)
+    out_dir: Path
+    spec: dict
+    seeds: RunSeeds
+    save_test_sets: Callable
+
+    @property
+    def fingerprint(self) -> str:
+        return spec_hash(self.spec)
+
+
+def stage1_member(world: World, seq: SequenceSpec, model_cfg: DecoderConfig,
+                  train_cfg: TrainConfig, out_dir: str | Path, seed: int,
+                  test_set_size: int = 1000, device: str = "cpu",
+                  meta: dict | None = None) -> Member:
+    """The Stage-1 run `train.train_run` would train with the same arguments."""
+    seeds = RunSeeds.from_run_seed(seed)
+    spec = {
+        "meta": meta or {},
+        "world": {"seed": world.seed, "K": world.K, "L": world.L, "D": world.D},
+        "sequences": asdict(seq),
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "seeds": asdict(seeds),
+        "test_set_size": test_set_size,
+        "device": str(device),
+    }
+    world_dev = world.to(device)
+    model = init_model(lambda: Decoder(model_cfg), seeds.init, device)
+    test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
+    batch_size = train_cfg.batch_size
+    return Member(model, lambda gen: generate_sequences(world_dev, seq, batch_size, gen),
+                  test_sets, model_cfg.n_labels, Path(out_dir), spec, seeds, save_batches)
+
+
+def stage2_member(world, spec, model_cfg, train_cfg: TrainConfig, out_dir: str | Path,
+                  seed: int, stage1_state: dict | None, freeze_decoder: bool = True,
+                  freeze_head: bool = False, test_set_size: int = 1000, device: str = "cpu",
+                  meta: dict | None = None, joint_G2: int | None = None) -> Member:
+    """The Stage-2 run `train.train_stage2` would train with the same arguments."""
     from mmicl.data.multimodal import (
         generate_joint, generate_multimodal, make_multimodal_test_sets, save_multimodal_batches,
     )
@@ -336,15 +392,11 @@ def train_stage2(
     world_dev = world.to(device)
     test_sets = make_multimodal_test_sets(world_dev, spec, test_set_size, seeds.eval_data,
                                           device=device, G2=joint_G2)
+    S = train_cfg.batch_size
     if joint_G2 is None:
-        sample = lambda gen: generate_multimodal(world_dev, spec, train_cfg.batch_size, gen)  # noqa: E731
+        sample = lambda gen: generate_multimodal(world_dev, spec, S, gen)  # noqa: E731
     else:
-        sample = lambda gen: generate_joint(world_dev, joint_G2, spec, train_cfg.batch_size, gen)  # noqa: E731
-    # swapped labels cycle within the label set in use: IC2 expects (y + 1) mod L2 (joint: L1)
+        sample = lambda gen: generate_joint(world_dev, joint_G2, spec, S, gen)  # noqa: E731
     modulus = world.L2 if joint_G2 is None else world.m1.L
-    return fit(
-        model, model.parameters(), sample,
-        test_sets, modulus, train_cfg, out_dir, spec_dict, seeds, device,
-        save_test_sets=save_multimodal_batches, attention_sequences=attention_sequences,
-        progress=progress,
-    )
+    return Member(model, sample, test_sets, modulus, Path(out_dir), spec_dict, seeds,
+                  save_multimodal_batches)
