@@ -150,7 +150,7 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     again.mkdir()
     names = ("fig2c", "fig4a", "table2", "fig6")
     targets = [f"results/smoke/tables/{name}.parquet" for name in names]
-    snakemake("--cores", "2", "--config", "tier=smoke", *targets, workdir=again, timeout=900)
+    snakemake("--cores", "2", *targets, "--config", "tier=smoke", workdir=again, timeout=900)
     for name in names:
         pd.testing.assert_frame_equal(
             pd.read_parquet(results / "smoke" / "tables" / f"{name}.parquet"),
