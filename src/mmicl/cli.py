@@ -196,12 +196,11 @@ def run_table(path: str | Path) -> pd.DataFrame:
     from mmicl.config import content_dim
     from mmicl.io import read_parquet
 
+    from mmicl.runs import read_spec
+
     path = Path(path)
     df = read_parquet(path)
-    try:
-        meta = json.loads((path.parent / "config.json").read_text())["meta"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path.parent / 'config.json'}: missing or unreadable run config ({exc})")
+    meta = read_spec(path.parent)
     if "params2" in meta:  # Stage 2: own parameters plus the Stage-1 ones as stage1.<key>
         p1 = dict(meta["params1"])
         p1["D"] = content_dim(p1)
