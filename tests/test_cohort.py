@@ -1,14 +1,18 @@
 """Cohorts: a run trained inside a stacked cohort ends like the same run trained alone."""
 
 import json
+from dataclasses import asdict
 
 import pandas as pd
 import pytest
 import torch
 
 from mmicl import io
-from mmicl.cohort import StackedModel, fit_cohort, stage1_member, stage2_member
-from mmicl.config import TrainConfig
+from mmicl.cohort import (
+    StackedModel, code_version, fit_cohort, resolve_backend, stage1_member,
+    stage2_member, train_cohort,
+)
+from mmicl.config import TrainConfig, plan_cohorts
 from mmicl.data.multimodal import MultimodalSpec
 from mmicl.data.sequences import SequenceSpec
 from mmicl.data.worlds import make_multimodal_world, make_world
@@ -147,3 +151,131 @@ def test_stacked_state_is_the_solo_layout():
         assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
         assert all(state[k].untyped_storage().nbytes() == v.numel() * v.element_size()
                    for k, v in state.items())  # compact copies, not views of the stack
+
+
+# ---------------------------------------------------------------------------------------------
+# cohorts in the workflow: planning, reuse of up-to-date members, the train-cohort command
+
+
+def test_plan_cohorts_partitions_by_key_in_balanced_contiguous_chunks():
+    items = [("a", i) for i in range(9)] + [("b", i) for i in range(3)] + [("a", 9)]
+    plans = plan_cohorts(items, key=lambda item: item[0], size=4, label=lambda k: f"pe={k}")
+    # every item exactly once, each cohort one key, order kept
+    assert [m for p in plans for m in p.members] == [m for m in items if m[0] == "a"] + \
+        [m for m in items if m[0] == "b"]
+    # 10 a's in ceil(10/4) = 3 cohorts, bounds round(j * 10 / 3) = 0, 3, 7, 10
+    assert [len(p.members) for p in plans] == [3, 4, 3, 3]
+    assert all(len({m[0] for m in p.members}) == 1 for p in plans)
+    assert [p.name for p in plans] == ["000_pe_a", "001_pe_a", "002_pe_a", "003_pe_b"]
+    assert plan_cohorts(items, key=lambda item: item[0], size=4,
+                        label=lambda k: f"pe={k}") == plans  # deterministic
+    assert len(plan_cohorts(items, key=lambda item: item[0], size=1)) == len(items)
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        plan_cohorts(items, key=lambda item: item[0], size=0)
+
+
+def test_resolve_backend():
+    assert resolve_backend("auto", "cpu") == "sequential"
+    assert resolve_backend("auto", "cuda:0") == "bmm"
+    assert resolve_backend("vmap", "cpu") == "vmap"
+    with pytest.raises(ValueError, match="'stacked' is unknown"):
+        resolve_backend("stacked", "cpu")
+
+
+def assert_equal_nested(a, b):
+    """Bit-identical tensors inside nested dicts / lists."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_equal_nested(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_equal_nested(x, y)
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    else:
+        assert a == b
+
+
+def _builders(tmp_path, cfg, name, log):
+    def build(i, K, seed, B):
+        def make():
+            log.append(i)
+            return stage1_member(make_world(seed, K, 32, cfg.content_dim), SequenceSpec(B=B), cfg,
+                                 TRAIN, tmp_path / name / str(i), seed, test_set_size=48,
+                                 meta={"run": f"K={K}"})
+        return make
+    return [build(i, *m) for i, m in enumerate(MEMBERS)]
+
+
+@pytest.mark.parametrize("backend", ["sequential", "bmm"])
+def test_train_cohort_keeps_up_to_date_members_and_retrains_stale_ones(tmp_path, backend):
+    cfg = CFGS["rope"]
+    log = []
+    done = train_cohort(_builders(tmp_path, cfg, "c", log), backend=backend, progress=False,
+                        attention_sequences=4)
+    assert len(done["trained"]) == 3 and not done["reused"]
+    if backend == "sequential":  # built one at a time, each exactly its solo run
+        assert log == [0, 1, 2]
+        K, seed, B = MEMBERS[1]
+        train_run(make_world(seed, K, 32, cfg.content_dim), SequenceSpec(B=B), cfg, TRAIN,
+                  tmp_path / "solo", seed, test_set_size=48, attention_sequences=4,
+                  progress=False, meta={"run": f"K={K}"})
+        for name in ("model.pt", "snapshots.pt", "curve.parquet", "attention.parquet"):
+            if name.endswith(".pt"):
+                a, b = (io.load_torch(d / name) for d in (tmp_path / "c" / "1", tmp_path / "solo"))
+                assert_equal_nested(a, b)
+            else:
+                pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "c" / "1" / name),
+                                              pd.read_parquet(tmp_path / "solo" / name))
+    member = [tmp_path / "c" / str(i) for i in range(3)]
+    before = {i: io.load_torch(member[i] / "model.pt") for i in range(3)}
+    first_bytes = (member[0] / "model.pt").read_bytes()
+    # member 1 loses a file, member 2 was trained by other code: both are retrained, 0 is kept
+    (member[1] / "curve.parquet").unlink()
+    written = json.loads((member[2] / "config.json").read_text())
+    io.write_json({**written, "code_version": "older"}, member[2] / "config.json")
+    old_mtime = (member[0] / "model.pt").stat().st_mtime_ns
+    done = train_cohort(_builders(tmp_path, cfg, "c", log), backend=backend, progress=False,
+                        attention_sequences=4)
+    assert done["reused"] == [member[0]] and sorted(done["trained"]) == member[1:]
+    assert (member[0] / "model.pt").read_bytes() == first_bytes
+    assert (member[0] / "model.pt").stat().st_mtime_ns >= old_mtime  # touched for Snakemake
+    assert json.loads((member[2] / "config.json").read_text())["code_version"] == code_version()
+    for i in (1, 2):  # retrained to the same result (deterministic training)
+        assert (member[i] / "curve.parquet").exists()
+        after = io.load_torch(member[i] / "model.pt")
+        assert all(torch.equal(after[k], v) for k, v in before[i].items())
+    # reuse=False retrains everything
+    done = train_cohort(_builders(tmp_path, cfg, "c", log), backend=backend, progress=False,
+                        attention_sequences=4, reuse=False)
+    assert len(done["trained"]) == 3 and not done["reused"]
+
+
+def test_train_cohort_command_checks_its_members(tmp_path):
+    from mmicl.cli import main
+    from mmicl.data.worlds import save_world
+
+    world = tmp_path / "w.parquet"
+    save_world(make_world(0, 64, 32, 16), world)
+    spec = {"run": "r", "seed": 0, "device": "cpu",
+            "params": {"K": 64, "L": 32, "D": 16, "N": 8, "B": 4, "p_bursty": 1.0, "p_novel": 0.0,
+                       "eps": 0.1, "alpha": 0.0, "no_repeats": False, "pe": "rope",
+                       "rope_impl": "reference", "rope_theta": 10000, "n_layers": 2, "n_heads": 1,
+                       "rms_norm": True, "mlp_variant": "reference"},
+            "train": {**asdict(TRAIN), "iterations": 10, "eval_every": 10,
+                      "checkpoint_every": 10, "snapshot_every": 10},
+            "eval": {"test_set_size": 16, "attention_sequences": 4}}
+    entry = {"spec": spec, "world": str(world), "out_dir": str(tmp_path / "run")}
+    with pytest.raises(SystemExit, match=r"--members\[0\]: Stage-1 entry lacks out_dir"):
+        main(["train-cohort", "--members", json.dumps([{"spec": spec, "world": str(world)}])])
+    with pytest.raises(SystemExit, match="non-empty JSON list"):
+        main(["train-cohort", "--members", "[]"])
+    other = {**entry, "spec": {**spec, "eval": {"test_set_size": 16, "attention_sequences": 8}}}
+    with pytest.raises(SystemExit, match="shares one device and attention_sequences"):
+        main(["train-cohort", "--members", json.dumps([entry, other])])
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps([entry]))
+    main(["train-cohort", "--members", f"@{members}", "--no-progress"])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["meta"]["run"] == "r"

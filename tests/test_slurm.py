@@ -157,17 +157,19 @@ def test_smoke_tier_end_to_end_on_slurm(cluster, tmp_path):
             assert path.exists() and path.stat().st_size > 1000, path
 
     # Jobs really ran on Slurm: one Slurm job id per submission, one kept log per Slurm job, and
-    # every trained run has its own Slurm log under rule_train_stage1.
+    # every Stage-1 cohort (one job training several runs) has its own Slurm log.
     ids = _slurm_ids(log)
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     kept = {p.stem for p in slurm_logs.rglob("*.log")}
     assert ids and ids <= kept, sorted(ids - kept)[:5]
+    tier = mcfg.tier_config({**yaml.safe_load(configfile.read_text()), "tier": "smoke"})
     models = list((results / "smoke" / "stage1").glob("*/seed=*/model.pt"))
-    assert models
-    assert len(list((slurm_logs / "rule_train_stage1").rglob("*.log"))) == len(models)
-    for path in (slurm_logs / "rule_train_stage1").rglob("*.log"):
+    assert len(models) == len(mcfg.all_runs(tier))
+    cohort_logs = list(slurm_logs.glob("rule_train_stage1_*/**/*.log"))
+    assert len(cohort_logs) == len(mcfg.stage1_cohorts(tier)) < len(models)
+    for path in cohort_logs:
         text = path.read_text()
-        assert "rule train_stage1" in text and "Finished jobid" in text, path
+        assert "rule train_stage1_" in text and "Finished jobid" in text, path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,9 +193,9 @@ def preempt_reference(tmp_path_factory):
 
 
 def _train_ids(log: Path):
-    """Slurm job ids of the train_stage1 submissions, in submission order."""
-    return [m.group(1) for m in re.finditer(r"SLURM jobid (\d+) \(log: [^)]*/rule_train_stage1/",
-                                            log.read_text())]
+    """Slurm job ids of the Stage-1 cohort submissions, in submission order."""
+    return [m.group(1) for m in re.finditer(
+        r"SLURM jobid (\d+) \(log: [^)]*/rule_train_stage1_[^/]+/", log.read_text())]
 
 
 def _wait_for_checkpoint(resume: Path, min_step, deadline, log: Path):
@@ -221,7 +223,10 @@ def test_training_cancelled_by_slurm_resumes_bit_identical(cluster, preempt_refe
     retry: the profile's retries resubmit it within the same Snakemake run, and it resumes.
     Either way the result equals the uninterrupted local run bit for bit."""
     run, target, reference_dir = preempt_reference
-    _, configfile = _smoke_config(tmp_path, **PREEMPT_TRAIN)
+    cfg, configfile = _smoke_config(tmp_path, **PREEMPT_TRAIN)
+    cohort = next(c for c in mcfg.stage1_cohorts(mcfg.tier_config(cfg))
+                  if (run, 0) in c.members)
+    assert cohort.members[0] == (run, 0)  # trained first: the cancel hits it mid-training
     run_dir = tmp_path / paths.stage1_dir("results", "smoke", run, 0)
     resume = paths.resume_checkpoint(run_dir)
     log = tmp_path / "snakemake.out"
@@ -256,7 +261,7 @@ def test_training_cancelled_by_slurm_resumes_bit_identical(cluster, preempt_refe
     resubmitted = _train_ids(log)
     assert len(resubmitted) == 2 and resubmitted[0] == train_ids[0], resubmitted
     assert re.search(rf"SLURM-job '{train_ids[-1]}' failed, SLURM status is: 'CANCELLED", out)
-    job_log = (tmp_path / paths.log("results", "smoke", "stage1", run, "seed=0")).read_text()
+    job_log = (tmp_path / paths.log("results", "smoke", "stage1", "cohorts", cohort.name)).read_text()
     resumed = re.search(r"resuming (.+) from step (\d+)", job_log)
     assert resumed, job_log[-2000:]
     assert step <= int(resumed.group(2)) < PREEMPT_TRAIN["iterations"]

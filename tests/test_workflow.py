@@ -1,6 +1,8 @@
 """The Snakemake workflow: dry runs, lint, the Slurm profile, bad input, and the smoke tier end to end."""
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 import yaml
 
 from mmicl import config as mcfg
+from mmicl import io, paths
 from mmicl.figures import FIGURES, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,20 +39,48 @@ def resolved_tier(tier):
     return mcfg.tier_config(cfg)
 
 
+def job_counts(dry_run_stdout: str) -> dict[str, int]:
+    """Jobs per rule of `snakemake -n --quiet rules`; the per-cohort rules (train_stage1_000_...,
+    indicators_stage2_004_...) are counted under their family name (train_stage1, ...)."""
+    per_rule = {}  # (the table may be printed more than once)
+    for line in dry_run_stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            per_rule[parts[0]] = int(parts[1])
+    counts: dict[str, int] = {}
+    for rule, n in per_rule.items():
+        name = re.sub(r"_\d{3}_\w+$", "", rule)
+        counts[name] = counts.get(name, 0) + n
+    return counts
+
+
 def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
     out = snakemake("-n", "--quiet", "rules", workdir=tmp_path).stdout
     tier = resolved_tier("laptop")
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    assert counts["train_stage1"] == len(mcfg.all_runs(tier))
-    assert counts["train_stage2"] == len(mcfg.all_stage2_runs(tier))
+    counts = job_counts(out)
+    cohorts1, cohorts2 = mcfg.stage1_cohorts(tier), mcfg.stage2_cohorts(tier)
+    assert counts["train_stage1"] == len(cohorts1) == counts["indicators_stage1"]
+    assert counts["train_stage2"] == len(cohorts2) == counts["indicators_stage2"]
     assert counts["figure"] == len(FIGURES)
+    # every run in exactly one cohort, at most `size` per cohort, one model shape per cohort
+    assert sorted(m for c in cohorts1 for m in c.members) == sorted(mcfg.all_runs(tier))
+    assert sorted(m for c in cohorts2 for m in c.members) == sorted(mcfg.all_stage2_runs(tier))
+    assert max(len(c.members) for c in cohorts1 + cohorts2) == tier["cohorts"]["size"]
+    for c in cohorts1:
+        shapes = {mcfg.stage1_specs(mcfg.parse_run_id(run, tier["stage1"]))[2] for run, _ in
+                  c.members}
+        assert len(shapes) == 1, c.name
     full = snakemake("-n", workdir=tmp_path).stdout
     for name in FIGURES:
         assert f"results/figures/{name}.pdf" in full
+    # each run's model is the output of exactly one training job
+    models, rule = [], None
+    for line in full.splitlines():
+        if line.startswith("rule "):
+            rule = line.split()[1]
+        elif line.strip().startswith("output:") and rule.startswith("train_stage1_"):
+            models += re.findall(r"results/laptop/stage1/[^,\s]+/model\.pt", line)
+    assert len(models) == len(set(models)) == len(mcfg.all_runs(tier))
 
 
 def test_lint_is_clean():
@@ -130,9 +161,11 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     snakemake("--config", "tier=smoke", "--report", "report.html", workdir=tmp_path)
     html = (tmp_path / "report.html").read_text()
     assert "fig6.png" in html and "findings.md" in html
-    # every job left its log and benchmark
-    assert len(list((results / "smoke" / "benchmarks" / "stage1").rglob("*.tsv"))) == len(models)
-    assert len(list((results / "smoke" / "benchmarks" / "stage2").rglob("*.tsv"))) == len(stage2)
+    # every job left its log and benchmark: one per cohort of runs
+    assert len(list((results / "smoke" / "benchmarks" / "stage1").rglob("*.tsv"))) == \
+        len(mcfg.stage1_cohorts(tier)) < len(models)
+    assert len(list((results / "smoke" / "benchmarks" / "stage2").rglob("*.tsv"))) == \
+        len(mcfg.stage2_cohorts(tier)) < len(stage2)
     table = pd.read_parquet(results / "smoke" / "tables" / "fig2c.parquet")
     assert set(table["split"]) == {"train", "Test", "IC", "IC2", "IW"}
     assert table["accuracy"].between(0, 1).all()
@@ -157,6 +190,50 @@ def test_smoke_tier_builds_every_figure(tmp_path):
             pd.read_parquet(again / "results" / "smoke" / "tables" / f"{name}.parquet"),
             check_exact=True, obj=name)
 
+    # a cohort job that runs again keeps its up-to-date members. (1) One member lost a file
+    # another job needs: its cohort reruns and retrains that member alone, to the same weights.
+    fig2c_runs = set(mcfg.figure_runs(tier, "fig2c"))
+    cohort = next(c for c in mcfg.stage1_cohorts(tier)
+                  if len(c.members) > 2 and fig2c_runs.issuperset(c.members))
+    dirs = [again / paths.stage1_dir("results", "smoke", *m) for m in cohort.members]
+    kept = {d: io.load_torch(d / "model.pt") for d in dirs}
+
+    def unchanged(d):
+        now = io.load_torch(d / "model.pt")
+        return now.keys() == kept[d].keys() and all(now[k].equal(v) for k, v in kept[d].items())
+
+    (dirs[1] / "final.parquet").unlink()
+    table = again / "results" / "smoke" / "tables" / "fig2c.parquet"
+    reference = pd.read_parquet(table)
+    table.unlink()
+    snakemake("--cores", "2", targets[0], "--config", "tier=smoke", workdir=again, timeout=900)
+    log = (again / paths.log("results", "smoke", "stage1", "cohorts", cohort.name)).read_text()
+    assert f"cohort of {len(dirs)}: 1 trained, {len(dirs) - 1} already up to date" in log, log
+    assert all(unchanged(d) for d in dirs)
+    pd.testing.assert_frame_equal(pd.read_parquet(table), reference, check_exact=True)
+    # (2) Other cohorts (size 2 instead of 4): the cohort jobs fig2c needs all run again, and
+    # train only the members never trained before.
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["tiers"]["smoke"]["cohorts"] = {"size": 2}
+    (again / "config2.yaml").write_text(yaml.safe_dump(cfg))
+    trained = {m for m in mcfg.all_runs(tier)
+               if (again / paths.stage1_file("results", "smoke", *m, "model.pt")).exists()}
+    resized = [c for c in mcfg.stage1_cohorts(mcfg.tier_config({**cfg, "tier": "smoke"}))
+               if fig2c_runs.intersection(c.members)]
+    log_dir = again / "results" / "smoke" / "logs" / "stage1" / "cohorts"
+    shutil.rmtree(log_dir)
+    snakemake("--cores", "2", targets[0], "--config", "tier=smoke", workdir=again, timeout=900,
+              configfile=again / "config2.yaml")
+    reused = 0
+    for c in resized:
+        new = sum(m not in trained for m in c.members)
+        reused += len(c.members) - new
+        assert (f"cohort of {len(c.members)}: {new} trained, {len(c.members) - new} already up "
+                f"to date") in (log_dir / f"{c.name}.log").read_text()
+    assert reused >= len(fig2c_runs)
+    assert all(unchanged(d) for d in dirs)
+    pd.testing.assert_frame_equal(pd.read_parquet(table), reference, check_exact=True)
+
 
 def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed(tmp_path):
     """In the default DAG each Stage-1 checkpoint is trained once; each two-stage run reads the
@@ -166,5 +243,4 @@ def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed(tmp_path):
         early = mcfg.parse_run_id(s2, tier["stage2"])["early_fusion"]
         assert early or (s1, seed) in mcfg.all_runs(tier)
     out = snakemake("-n", "--forceall", "--quiet", "rules", workdir=tmp_path).stdout
-    counts = dict(l.split() for l in out.splitlines() if len(l.split()) == 2 and l.split()[1].isdigit())
-    assert int(counts["train_stage1"]) == len(mcfg.all_runs(tier))
+    assert job_counts(out)["train_stage1"] == len(mcfg.stage1_cohorts(tier))

@@ -22,28 +22,36 @@ def cmd_world(args) -> None:
     save_world(make_world(args.seed, args.K, args.L, args.D), args.out)
 
 
-def cmd_train_stage1(args) -> None:
-    """Train one Stage-1 run from a resolved spec (JSON: run, seed, params, train, eval, device)."""
+def _stage1_member(entry: dict):
+    """The Member of a Stage-1 run entry {spec, world, out_dir}, after checking its world."""
     from mmicl.config import TrainConfig, stage1_specs
     from mmicl.data.worlds import load_world
-    from mmicl.train import train_run
+    from mmicl.train import stage1_member
 
-    _set_threads(args.threads)
-    spec = json.loads(args.spec)
+    spec = entry["spec"]
     world_spec, seq, model_cfg = stage1_specs(spec["params"])
-    world = load_world(args.world)
+    world = load_world(entry["world"])
     expected = (spec["seed"], world_spec["K"], world_spec["L"], world_spec["D"])
     if (world.seed, world.K, world.L, world.D) != expected:
         raise SystemExit(
-            f"{args.world}: world (seed, K, L, D) = {(world.seed, world.K, world.L, world.D)} "
+            f"{entry['world']}: world (seed, K, L, D) = {(world.seed, world.K, world.L, world.D)} "
             f"does not match the run's {expected}"
         )
-    train_run(
-        world, seq, model_cfg, TrainConfig(**spec["train"]), args.out_dir, seed=spec["seed"],
-        test_set_size=spec["eval"]["test_set_size"],
-        attention_sequences=spec["eval"]["attention_sequences"],
-        device=spec.get("device", "cpu"), meta=spec, progress=not args.no_progress,
+    return stage1_member(
+        world, seq, model_cfg, TrainConfig(**spec["train"]), entry["out_dir"], seed=spec["seed"],
+        test_set_size=spec["eval"]["test_set_size"], device=spec.get("device", "cpu"), meta=spec,
     )
+
+
+def cmd_train_stage1(args) -> None:
+    """Train one Stage-1 run from a resolved spec (JSON: run, seed, params, train, eval, device)."""
+    from mmicl.train import fit_member
+
+    _set_threads(args.threads)
+    spec = json.loads(args.spec)
+    member = _stage1_member({"spec": spec, "world": args.world, "out_dir": args.out_dir})
+    fit_member(member, member.train_cfg, spec.get("device", "cpu"),
+               spec["eval"]["attention_sequences"], progress=not args.no_progress)
 
 
 def cmd_multimodal_world(args) -> None:
@@ -53,32 +61,36 @@ def cmd_multimodal_world(args) -> None:
                                      args.D2), args.out)
 
 
-def _checked_stage2_inputs(args, spec):
+def _checked_stage2_inputs(entry: dict):
     """The multimodal world and the Stage-1 state, after checking they belong together."""
     from mmicl.config import stage2_specs
     from mmicl.data.worlds import load_world
     from mmicl.io import load_torch
 
+    spec = entry["spec"]
     world_spec, seq, model_cfg = stage2_specs(spec["params1"], spec["params2"])
-    world = load_world(args.world)
+    world = load_world(entry["world"])
     got = (world.seed, world.m1.K, world.m1.L, world.m1.D, world.K2, world.L2, world.D2)
     want = (spec["seed"], *world_spec.values())
     if got != want:
-        raise SystemExit(f"{args.world}: multimodal world {got} does not match the run's {want}")
-    stage1_world = load_world(args.stage1_world)
+        raise SystemExit(
+            f"{entry['world']}: multimodal world {got} does not match the run's {want}"
+        )
+    stage1_world = load_world(entry["stage1_world"])
     if not world.m1.equals(stage1_world):
         raise SystemExit(
-            f"{args.world}: its M1 prototypes/labels differ from the Stage-1 world "
-            f"{args.stage1_world}; Stage 2 must see exactly the M1 world its checkpoint learned"
+            f"{entry['world']}: its M1 prototypes/labels differ from the Stage-1 world "
+            f"{entry['stage1_world']}; Stage 2 must see exactly the M1 world its checkpoint "
+            f"learned"
         )
-    state = None
-    if args.stage1_model:
-        state = load_torch(args.stage1_model)
+    state, model_path = None, entry.get("stage1_model")
+    if model_path:
+        state = load_torch(model_path)
         expected = {k: tuple(v.shape) for k, v in _fresh_decoder_state(model_cfg).items()}
         found = {k: tuple(v.shape) for k, v in state.items()}
         if expected != found:
             raise SystemExit(
-                f"{args.stage1_model}: Stage-1 checkpoint does not fit the Stage-2 decoder "
+                f"{model_path}: Stage-1 checkpoint does not fit the Stage-2 decoder "
                 f"(parameters differ: {sorted(set(expected.items()) ^ set(found.items()))[:4]})"
             )
     return world, seq, model_cfg, state
@@ -90,24 +102,67 @@ def _fresh_decoder_state(model_cfg):
     return Decoder(model_cfg.decoder).state_dict()
 
 
-def cmd_train_stage2(args) -> None:
+def _stage2_member(entry: dict):
+    """The Member of a Stage-2 run entry {spec, world, stage1_world, stage1_model, out_dir}."""
     from mmicl.config import TrainConfig
-    from mmicl.train import train_stage2
+    from mmicl.train import stage2_member
 
-    _set_threads(args.threads)
-    spec = json.loads(args.spec)
-    world, seq, model_cfg, state = _checked_stage2_inputs(args, spec)
+    spec = entry["spec"]
+    world, seq, model_cfg, state = _checked_stage2_inputs(entry)
     p2 = spec["params2"]
     if p2["early_fusion"] != (state is None):
         raise SystemExit("early-fusion runs take no --stage1-model; two-stage runs need one")
-    train_stage2(
-        world, seq, model_cfg, TrainConfig(**spec["train"]), args.out_dir, seed=spec["seed"],
+    return stage2_member(
+        world, seq, model_cfg, TrainConfig(**spec["train"]), entry["out_dir"], seed=spec["seed"],
         stage1_state=state, freeze_decoder=p2["freeze_decoder"], freeze_head=p2["freeze_head"],
-        test_set_size=spec["eval"]["test_set_size"],
-        attention_sequences=spec["eval"]["attention_sequences"],
-        device=spec.get("device", "cpu"), meta=spec, progress=not args.no_progress,
+        test_set_size=spec["eval"]["test_set_size"], device=spec.get("device", "cpu"), meta=spec,
         joint_G2=p2["G2"] if p2["label_mode"] == "joint" else None,
     )
+
+
+def cmd_train_stage2(args) -> None:
+    from mmicl.train import fit_member
+
+    _set_threads(args.threads)
+    spec = json.loads(args.spec)
+    member = _stage2_member({"spec": spec, "world": args.world, "stage1_world": args.stage1_world,
+                             "stage1_model": args.stage1_model, "out_dir": args.out_dir})
+    fit_member(member, member.train_cfg, spec.get("device", "cpu"),
+               spec["eval"]["attention_sequences"], progress=not args.no_progress)
+
+
+MEMBER_KEYS = {1: ("spec", "world", "out_dir"),
+               2: ("spec", "world", "stage1_world", "stage1_model", "out_dir")}
+
+
+def cmd_train_cohort(args) -> None:
+    """Train a cohort: runs listed as JSON entries (Stage 1: spec, world, out_dir; Stage 2 also
+    stage1_world and stage1_model), trained in one process; up-to-date members are kept."""
+    from mmicl.cohort import train_cohort
+
+    _set_threads(args.threads)
+    entries = json.loads(Path(args.members[1:]).read_text() if args.members.startswith("@")
+                         else args.members)
+    if not isinstance(entries, list) or not entries:
+        raise SystemExit("--members: expected a non-empty JSON list of run entries")
+    builders, shared = [], set()
+    for i, entry in enumerate(entries):
+        stage = 2 if "params2" in entry.get("spec", {}) else 1
+        missing = [key for key in MEMBER_KEYS[stage] if key not in entry]
+        if missing:
+            raise SystemExit(f"--members[{i}]: Stage-{stage} entry lacks {', '.join(missing)}")
+        spec = entry["spec"]
+        shared.add((spec.get("device", "cpu"), spec["eval"]["attention_sequences"]))
+        builders.append(lambda e=entry, s=stage: (_stage2_member if s == 2 else _stage1_member)(e))
+    if len(shared) > 1:
+        raise SystemExit(f"--members: a cohort shares one device and attention_sequences, got "
+                         f"{sorted(shared)}")
+    device, attention_sequences = shared.pop()
+    done = train_cohort(builders, backend=args.backend, device=device,
+                        attention_sequences=attention_sequences, progress=not args.no_progress,
+                        checkpoint=args.checkpoint or None, reuse=not args.no_reuse)
+    print(f"cohort of {len(entries)}: {len(done['trained'])} trained, {len(done['reused'])} "
+          f"already up to date", file=sys.stderr)
 
 
 def cmd_analyze_stage2(args) -> None:
@@ -130,24 +185,28 @@ def cmd_analyze_stage2(args) -> None:
 
 
 def cmd_indicators(args) -> None:
-    """Circuit indicators of every weight snapshot of a run (Stage 1 or Stage 2)."""
+    """Circuit indicators of every weight snapshot of one or more runs (Stage 1 or Stage 2)."""
     from mmicl.indicators import snapshot_indicators
     from mmicl.io import write_parquet
     from mmicl.runs import load_run
     from mmicl.train import Snapshots
 
     _set_threads(args.threads)
-    run = load_run(args.run_dir, weights="")
-    path = Path(args.run_dir) / "snapshots.pt"
-    snapshots = Snapshots.load(path)
-    states = ((it, snapshots.state(it)) for it in snapshots.iterations)
-    try:
-        table = snapshot_indicators(run.model, states, run.test_sets, run.layout, run.modulus,
-                                    split=args.split)
-    except RuntimeError as exc:  # load_state_dict: the snapshots belong to another model
-        raise SystemExit(f"{path}: snapshot does not fit the run's model ({exc})") from None
-    table.insert(0, "family", run.family)
-    write_parquet(table, args.out)
+    if len(args.run_dir) != len(args.out):
+        raise SystemExit(f"--run-dir lists {len(args.run_dir)} runs but --out {len(args.out)} "
+                         f"files; give one output per run")
+    for run_dir, out in zip(args.run_dir, args.out):
+        run = load_run(run_dir, weights="")
+        path = Path(run_dir) / "snapshots.pt"
+        snapshots = Snapshots.load(path)
+        states = ((it, snapshots.state(it)) for it in snapshots.iterations)
+        try:
+            table = snapshot_indicators(run.model, states, run.test_sets, run.layout, run.modulus,
+                                        split=args.split)
+        except RuntimeError as exc:  # load_state_dict: the snapshots belong to another model
+            raise SystemExit(f"{path}: snapshot does not fit the run's model ({exc})") from None
+        table.insert(0, "family", run.family)
+        write_parquet(table, out)
 
 
 def cmd_regression(args) -> None:
@@ -265,6 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train_stage2)
 
+    p = sub.add_parser("train-cohort", help="train several runs in one process (a cohort)")
+    p.add_argument("--members", required=True,
+                   help="JSON list of run entries, or @file holding it")
+    p.add_argument("--backend", default="auto",
+                   help="auto | sequential | bmm | vmap (auto: sequential on CPU, bmm otherwise)")
+    p.add_argument("--checkpoint", default="", help="resume file of a stacked (bmm/vmap) cohort")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="retrain members even if their outputs are up to date")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train_cohort)
+
     p = sub.add_parser("analyze-stage2", help="knockouts, modality zeroing, alignment of a run")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--interventions", required=True)
@@ -273,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze_stage2)
 
     p = sub.add_parser("indicators", help="circuit indicators of every weight snapshot of a run")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--run-dir", required=True, nargs="+", help="one or more run folders")
+    p.add_argument("--out", required=True, nargs="+", help="one Parquet file per run folder")
     p.add_argument("--split", default="IC", help="evaluation set the indicators use")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_indicators)

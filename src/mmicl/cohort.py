@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -48,12 +49,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mmicl import io
+from mmicl import io, paths
 from mmicl.config import TrainConfig
 from mmicl.evaluate import evaluate, mean_attention
 from mmicl.models.decoder import Decoder, DecoderConfig, rotate
 from mmicl.train import (  # noqa: F401  (the member builders are part of this API)
-    Member, Snapshots, make_optimizer, stage1_member, stage2_member,
+    Member, Snapshots, code_version, fit_member, is_trained, make_optimizer, stage1_member,
+    stage2_member,
 )
 
 BACKENDS = ("bmm", "vmap")
@@ -502,7 +504,7 @@ def _write_outputs(m: Member, model: nn.Module, curve: pd.DataFrame, snapshots: 
     io.write_parquet(final, out_dir / "final.parquet")
     io.write_parquet(attention, out_dir / "attention.parquet")
     io.write_json({
-        **m.spec, "fingerprint": m.fingerprint,
+        **m.spec, "fingerprint": m.fingerprint, "code_version": code_version(),
         "num_params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "train_seconds_this_process": round(elapsed, 3),
@@ -524,3 +526,79 @@ def train_stage1_cohort(runs: Sequence[dict], model_cfg: DecoderConfig, train_cf
                for r in runs]
     return fit_cohort(members, train_cfg, device=device, attention_sequences=attention_sequences,
                       progress=progress, checkpoint=checkpoint, backend=backend)
+
+
+# ---------------------------------------------------------------------------------------------
+# cohorts in the workflow: planning, reuse of trained members, one entry point per cohort job
+
+WORKFLOW_BACKENDS = ("auto", "sequential", *BACKENDS)
+
+
+def resolve_backend(backend: str, device) -> str:
+    """`auto`: members one after the other on CPU (stacking is not faster there, see
+    benchmarks/README.md), stacked `bmm` on an accelerator."""
+    if backend not in WORKFLOW_BACKENDS:
+        raise ValueError(f"cohort backend {backend!r} is unknown; expected one of: "
+                         f"{', '.join(WORKFLOW_BACKENDS)}")
+    if backend == "auto":
+        return "sequential" if str(device) == "cpu" else "bmm"
+    return backend
+
+
+def _touch_outputs(out_dir: Path) -> None:
+    for name in paths.RUN_FILES:
+        os.utime(out_dir / name)
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    """A member about to be (re)trained: old outputs go first, so a failure leaves none behind
+    that could pass for the new run (its resume.pt, if any, is kept and resumed from)."""
+    for name in paths.RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def train_cohort(
+    builders: Sequence,
+    backend: str = "auto",
+    device: str = "cpu",
+    attention_sequences: int = 256,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    reuse: bool = True,
+) -> dict[str, list[Path]]:
+    """Train the members of one workflow cohort; `builders` are callables returning a `Member`.
+
+    A member whose folder already holds its complete outputs for the same spec and training code
+    (`train.is_trained`) is not retrained (reuse=True): its files are only touched, so a cohort
+    rerun because one member changed retrains that member alone. Backend `sequential` builds and
+    trains the members one after the other (each exactly its solo run, with its own resume.pt);
+    `bmm` / `vmap` train the stale members as one stacked model (`fit_cohort`, resumable from
+    `checkpoint`). Returns the out_dirs trained and reused.
+    """
+    backend = resolve_backend(backend, device)
+    done: dict[str, list[Path]] = {"trained": [], "reused": []}
+
+    def fresh(member: Member) -> bool:
+        if reuse and is_trained(member.out_dir, member.fingerprint):
+            _touch_outputs(member.out_dir)
+            done["reused"].append(member.out_dir)
+            print(f"{member.out_dir}: up to date (same spec and training code), not retrained",
+                  file=sys.stderr)
+            return True
+        _remove_outputs(member.out_dir)
+        return False
+
+    if backend == "sequential":
+        for build in builders:
+            member = build()
+            if not fresh(member):
+                fit_member(member, member.train_cfg, device, attention_sequences, progress)
+                done["trained"].append(member.out_dir)
+        return done
+    stale = [m for m in (build() for build in builders) if not fresh(m)]
+    if stale:
+        fit_cohort(stale, stale[0].train_cfg, device=device,
+                   attention_sequences=attention_sequences, progress=progress,
+                   checkpoint=checkpoint, backend=backend)
+        done["trained"] += [m.out_dir for m in stale]
+    return done

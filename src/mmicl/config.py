@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +373,94 @@ def stage2_specs(p1: Mapping, p2: Mapping):
     )
     model = MultimodalConfig(decoder=decoder_cfg, m2_dim=D2, projector=p2["projector"])
     return world, spec, model
+
+
+# --------------------------------------------------------------------------------------------
+# cohorts: runs with equal keys share their model configuration and training config, so they can
+# train together (mmicl.cohort.plan_cohorts partitions them; the label keeps job names readable)
+
+
+@dataclass(frozen=True)
+class CohortPlan:
+    """One cohort job of the workflow: a name usable as a rule name and its members, in order."""
+
+    name: str
+    members: tuple
+
+
+def plan_cohorts(items: list, key, size: int, label=str, prefix: str = "") -> list[CohortPlan]:
+    """Partition `items` into cohorts of at most `size` items sharing `key(item)`.
+
+    Deterministic: groups in order of their first item, items in their given order (callers list
+    a figure's runs together, so a figure's runs share few cohorts), and a group of n items split
+    into ceil(n / size) contiguous cohorts of nearly equal size (9 at size 8 -> 5 + 4, not 8 + 1).
+    Names are `<prefix><index>_<label(key)>` with only [A-Za-z0-9_].
+    """
+    if size < 1:
+        raise ValueError(f"cohort size must be >= 1, got {size}")
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    plans = []
+    for group_key, group in groups.items():
+        n_chunks = -(-len(group) // size)
+        bounds = [round(j * len(group) / n_chunks) for j in range(n_chunks + 1)]
+        for lo, hi in zip(bounds, bounds[1:]):
+            text = "".join(c if c.isalnum() else "_" for c in str(label(group_key)))
+            plans.append(CohortPlan(f"{prefix}{len(plans):03d}_{text}", tuple(group[lo:hi])))
+    return plans
+
+
+def _model_label(model: DecoderConfig) -> str:
+    label = f"{model.pe}_L{model.n_layers}_H{model.n_heads}"
+    return label + ("_std" if model.uses_rope and model.rope_impl == "standard" else "")
+
+
+def stage1_cohort_key(params: Mapping, train: Mapping) -> tuple[str, str]:
+    """(key, label) of a Stage-1 run trained with `train`."""
+    _, _, model = stage1_specs(params)
+    return json.dumps({"model": asdict(model), "train": dict(train)}, sort_keys=True), \
+        _model_label(model)
+
+
+def stage2_cohort_key(p1: Mapping, p2: Mapping, train: Mapping) -> tuple[str, str]:
+    """(key, label) of a Stage-2 run trained with `train`: model (decoder, projector, M2 width),
+    initialisation and freezing decide which parameters exist and train."""
+    _, _, model = stage2_specs(p1, p2)
+    key = {"model": asdict(model), "train": dict(train),
+           **{k: p2[k] for k in ("freeze_decoder", "freeze_head", "early_fusion")}}
+    label = f"{_model_label(model.decoder)}_{p2['projector']}_D2_{p2['D2']}"
+    if p2["early_fusion"]:
+        label += "_early"
+    return json.dumps(key, sort_keys=True), label
+
+
+def stage2_train(tier: Mapping, p2: Mapping) -> dict:
+    """Training config of a Stage-2 run: train2, with train_early_fusion's overrides for early
+    fusion."""
+    if p2["early_fusion"]:
+        return {**tier["train2"], **tier.get("train_early_fusion", {})}
+    return dict(tier["train2"])
+
+
+def stage1_cohorts(tier: Mapping) -> list[CohortPlan]:
+    """Every Stage-1 (run, seed) of the tier (figure by figure) in cohorts of one model shape."""
+    runs = all_runs(tier)
+    keys = {run: stage1_cohort_key(parse_run_id(run, tier["stage1"]), tier["train"])
+            for run, _ in runs}
+    return plan_cohorts(runs, key=lambda item: keys[item[0]], size=tier["cohorts"]["size"],
+                        label=lambda key: key[1])
+
+
+def stage2_cohorts(tier: Mapping) -> list[CohortPlan]:
+    """Every Stage-2 (Stage-1 run, run, seed) of the tier in cohorts of one model shape."""
+    def key(item):
+        p1 = parse_run_id(item[0], tier["stage1"])
+        p2 = parse_run_id(item[1], tier["stage2"])
+        return stage2_cohort_key(p1, p2, stage2_train(tier, p2))
+
+    return plan_cohorts(all_stage2_runs(tier), key=key, size=tier["cohorts"]["size"],
+                        label=lambda key: key[1])
 
 
 # --------------------------------------------------------------------------------------------

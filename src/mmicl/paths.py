@@ -46,6 +46,11 @@ def resume_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / "resume.pt"
 
 
+def cohort_checkpoint(results: str, tier: str, stage: str, name: str) -> str:
+    """Resume state of a stacked (bmm/vmap) cohort job; sequential cohorts resume per member."""
+    return f"{results}/{tier}/{stage}/cohorts/{name}.resume.pt"
+
+
 def table(results: str, tier: str, name: str) -> str:
     return f"{results}/{tier}/tables/{name}.parquet"
 

@@ -11,6 +11,7 @@ Outputs are written atomically at the end, so a killed job leaves nothing that l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -144,6 +145,38 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# The library source a trained run depends on: a run is only reused (see `is_trained`) when it was
+# trained by this exact code. Figures, indicators and analyses read runs but never shape them.
+TRAINING_SOURCES = ("config.py", "train.py", "cohort.py", "evaluate.py", "io.py", "paths.py",
+                    "cli.py", "data", "models")
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the training code (TRAINING_SOURCES), written to every run's config.json."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for entry in TRAINING_SOURCES:
+        files = sorted((root / entry).rglob("*.py")) if (root / entry).is_dir() else [root / entry]
+        for path in files:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def is_trained(out_dir: str | Path, fingerprint: str) -> bool:
+    """True iff `out_dir` holds every output of the run with this spec fingerprint, trained by
+    the current training code (config.json is written last, so it marks a complete run)."""
+    out_dir = Path(out_dir)
+    if not all((out_dir / name).is_file() for name in paths.RUN_FILES):
+        return False
+    try:
+        written = json.loads((out_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return written.get("fingerprint") == fingerprint and written.get("code_version") == code_version()
+
+
 def train_run(
     world: World,
     seq: SequenceSpec,
@@ -271,7 +304,8 @@ def fit(
     io.write_parquet(final, out_dir / "final.parquet")
     io.write_parquet(attention, out_dir / "attention.parquet")
     io.write_json({
-        **spec, "fingerprint": fingerprint, "num_params": sum(p.numel() for p in model.parameters()),
+        **spec, "fingerprint": fingerprint, "code_version": code_version(),
+        "num_params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "train_seconds_this_process": round(elapsed, 3),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
@@ -327,6 +361,7 @@ class Member:
     spec: dict
     seeds: RunSeeds
     save_test_sets: Callable
+    train_cfg: TrainConfig | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -354,7 +389,8 @@ def stage1_member(world: World, seq: SequenceSpec, model_cfg: DecoderConfig,
     test_sets = make_test_sets(world_dev, seq, test_set_size, seeds.eval_data, device=device)
     batch_size = train_cfg.batch_size
     return Member(model, lambda gen: generate_sequences(world_dev, seq, batch_size, gen),
-                  test_sets, model_cfg.n_labels, Path(out_dir), spec, seeds, save_batches)
+                  test_sets, model_cfg.n_labels, Path(out_dir), spec, seeds, save_batches,
+                  train_cfg)
 
 
 def stage2_member(world, spec, model_cfg, train_cfg: TrainConfig, out_dir: str | Path,
@@ -399,4 +435,4 @@ def stage2_member(world, spec, model_cfg, train_cfg: TrainConfig, out_dir: str |
         sample = lambda gen: generate_joint(world_dev, joint_G2, spec, S, gen)  # noqa: E731
     modulus = world.L2 if joint_G2 is None else world.m1.L
     return Member(model, sample, test_sets, modulus, Path(out_dir), spec_dict, seeds,
-                  save_multimodal_batches)
+                  save_multimodal_batches, train_cfg)

@@ -6,58 +6,42 @@ localrules:
     collect_indicators,
 
 
-rule indicators_stage1:
-    input:
-        snapshots=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "snapshots.pt"),
-        testsets=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "testsets.pt"),
-        config=paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", "config.json"),
-    output:
-        paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", paths.INDICATORS_FILE),
-    params:
-        run_dir=lambda wc: paths.stage1_dir(RESULTS, TIER_NAME, wc.run, wc.seed),
-        split=TIER["eval"]["indicator_split"],
-    log:
-        paths.log(RESULTS, TIER_NAME, "indicators", "stage1", "{run}", "seed={seed}"),
-    benchmark:
-        paths.benchmark(RESULTS, TIER_NAME, "indicators", "stage1", "{run}", "seed={seed}")
-    threads: THREADS
-    conda:
-        "../../envs/mmicl.yaml"
-    shell:
-        "mmicl indicators --run-dir {params.run_dir} --split {params.split} --out {output} "
-        "--threads {threads} 2> {log}"
+# One indicator job per training cohort (same members): one process start for the whole cohort.
+# Each member is a function name -> path of that file in the member's run folder.
+INDICATOR_JOBS = [
+    ("stage1", c.name, [partial(paths.stage1_file, RESULTS, TIER_NAME, *m) for m in c.members])
+    for c in STAGE1_COHORTS
+] + [
+    ("stage2", c.name, [partial(paths.stage2_file, RESULTS, TIER_NAME, *m) for m in c.members])
+    for c in STAGE2_COHORTS
+]
 
+for stage, name, members in INDICATOR_JOBS:
 
-rule indicators_stage2:
-    input:
-        snapshots=paths.stage2_file(
-            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "snapshots.pt"
-        ),
-        testsets=paths.stage2_file(
-            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "testsets.pt"
-        ),
-        config=paths.stage2_file(
-            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", "config.json"
-        ),
-    output:
-        paths.stage2_file(
-            RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", paths.INDICATORS_FILE
-        ),
-    params:
-        run_dir=lambda wc: paths.stage2_dir(RESULTS, TIER_NAME, wc.stage1_run, wc.run, wc.seed),
-        split=TIER["eval"]["indicator_split"],
-    log:
-        paths.log(RESULTS, TIER_NAME, "indicators", "stage2", "{stage1_run}", "{run}",
-                  "seed={seed}"),
-    benchmark:
-        paths.benchmark(RESULTS, TIER_NAME, "indicators", "stage2", "{stage1_run}", "{run}",
-                        "seed={seed}")
-    threads: THREADS
-    conda:
-        "../../envs/mmicl.yaml"
-    shell:
-        "mmicl indicators --run-dir {params.run_dir} --split {params.split} --out {output} "
-        "--threads {threads} 2> {log}"
+    rule:
+        name:
+            f"indicators_{stage}_{name}"
+        input:
+            snapshots=[file("snapshots.pt") for file in members],
+            testsets=[file("testsets.pt") for file in members],
+            config=[file("config.json") for file in members],
+        output:
+            [file(paths.INDICATORS_FILE) for file in members],
+        params:
+            run_dirs=lambda wc, input: " ".join(
+                shlex.quote(os.path.dirname(f)) for f in input.snapshots
+            ),
+            split=TIER["eval"]["indicator_split"],
+        log:
+            paths.log(RESULTS, TIER_NAME, "indicators", stage, name),
+        benchmark:
+            paths.benchmark(RESULTS, TIER_NAME, "indicators", stage, name)
+        threads: THREADS
+        conda:
+            "../../envs/mmicl.yaml"
+        shell:
+            "mmicl indicators --split {params.split} --run-dir {params.run_dirs} --out {output} "
+            "--threads {threads} 2> {log}"
 
 
 rule collect_indicators:

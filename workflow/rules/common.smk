@@ -2,9 +2,11 @@
 import json
 import os
 import shlex
+from functools import partial
 
 from mmicl import config as mcfg
 from mmicl import paths
+from mmicl.cohort import resolve_backend
 from mmicl.figures import (
     CAPTIONS,
     FIGURE_STAGE,
@@ -44,6 +46,10 @@ wildcard_constraints:
     table="|".join(TABLES),
 
 
+COHORTS = TIER["cohorts"]
+COHORT_BACKEND = resolve_backend(COHORTS["backend"], DEVICE)
+
+
 def run_params(run):
     return mcfg.parse_run_id(run, DEFAULTS)
 
@@ -78,9 +84,6 @@ def stage2_params(stage1_run, run):
 
 def stage2_spec(stage1_run, run, seed):
     p1, p2 = stage2_params(stage1_run, run)
-    train = TIER["train2"]
-    if p2["early_fusion"]:
-        train = {**train, **TIER.get("train_early_fusion", {})}
     return {
         "tier": TIER_NAME,
         "run": run,
@@ -88,26 +91,66 @@ def stage2_spec(stage1_run, run, seed):
         "seed": int(seed),
         "params1": p1,
         "params2": p2,
-        "train": train,
+        "train": mcfg.stage2_train(TIER, p2),
         "eval": TIER["eval"],
         "device": DEVICE,
     }
 
 
-def stage2_inputs(wc):
+def stage2_inputs(stage1_run, run, seed):
     """The multimodal world, the Stage-1 world it must extend, and (two-stage runs) the
     Stage-1 checkpoint of the same seed: a dependency, never a typed path."""
-    p1, p2 = stage2_params(wc.stage1_run, wc.run)
+    p1, p2 = stage2_params(stage1_run, run)
     world, _, _ = mcfg.stage2_specs(p1, p2)
     inputs = {
-        "world": paths.multimodal_world(RESULTS, wc.seed, *world.values()),
-        "stage1_world": world_of(wc.stage1_run, wc.seed),
+        "world": paths.multimodal_world(RESULTS, seed, *world.values()),
+        "stage1_world": world_of(stage1_run, seed),
     }
     if not p2["early_fusion"]:
-        inputs["stage1_model"] = paths.stage1_file(
-            RESULTS, TIER_NAME, wc.stage1_run, wc.seed, "model.pt"
-        )
+        inputs["stage1_model"] = paths.stage1_file(RESULTS, TIER_NAME, stage1_run, seed, "model.pt")
     return inputs
+
+
+# --- cohorts: the training jobs (mmicl.config.stage1_cohorts / stage2_cohorts); one rule per
+# cohort, since a rule's outputs are every member's run files
+
+
+def stage1_entry(run, seed):
+    """One member of a `mmicl train-cohort` job."""
+    return {
+        "spec": stage1_spec(run, seed),
+        "world": world_of(run, seed),
+        "out_dir": paths.stage1_dir(RESULTS, TIER_NAME, run, seed),
+    }
+
+
+def stage2_entry(stage1_run, run, seed):
+    inputs = stage2_inputs(stage1_run, run, seed)
+    return {
+        "spec": stage2_spec(stage1_run, run, seed),
+        "world": inputs["world"],
+        "stage1_world": inputs["stage1_world"],
+        "stage1_model": inputs.get("stage1_model", ""),
+        "out_dir": paths.stage2_dir(RESULTS, TIER_NAME, stage1_run, run, seed),
+    }
+
+
+def cohort_resources(cohort):
+    """Slurm: `runtime_minutes` is per run; members one after the other add up."""
+    per_run = SLURM.get("runtime_minutes", 120)
+    return {
+        "mem_mb": SLURM.get("mem_mb", 2000),
+        "runtime": per_run * (len(cohort.members) if COHORT_BACKEND == "sequential" else 1),
+        "gpu": GPUS,
+        **SLURM_PLACEMENT,
+    }
+
+
+def cohort_command(members, checkpoint):
+    return (
+        f"mmicl train-cohort --members {quoted_json(members)} --backend {COHORT_BACKEND} "
+        f"--checkpoint {shlex.quote(checkpoint)}" + ("" if COHORTS["reuse"] else " --no-reuse")
+    )
 
 
 def figure_inputs(figure):

@@ -19,29 +19,38 @@ rule world:
         "--D {wildcards.D} --out {output} 2> {log}"
 
 
-rule train_stage1:
-    input:
-        world=lambda wc: world_of(wc.run, wc.seed),
-    output:
-        **{
-            name.split(".")[0]: paths.stage1_file(RESULTS, TIER_NAME, "{run}", "{seed}", name)
-            for name in paths.RUN_FILES
-        },
-    params:
-        spec=lambda wc: quoted_json(stage1_spec(wc.run, wc.seed)),
-        out_dir=lambda wc: paths.stage1_dir(RESULTS, TIER_NAME, wc.run, wc.seed),
-    log:
-        paths.log(RESULTS, TIER_NAME, "stage1", "{run}", "seed={seed}"),
-    benchmark:
-        paths.benchmark(RESULTS, TIER_NAME, "stage1", "{run}", "seed={seed}")
-    threads: THREADS
-    resources:
-        mem_mb=SLURM.get("mem_mb", 2000),
-        runtime=SLURM.get("runtime_minutes", 120),
-        gpu=GPUS,
-        **SLURM_PLACEMENT,
-    conda:
-        "../../envs/mmicl.yaml"
-    shell:
-        "mmicl train-stage1 --spec {params.spec} --world {input.world} "
-        "--out-dir {params.out_dir} --threads {threads} 2> {log}"
+STAGE1_COHORTS = mcfg.stage1_cohorts(TIER)
+# Stage-1 cohorts holding a checkpoint some Stage-2 run starts from go first (Stage 2 waits on them)
+STAGE2_CHECKPOINTS = {(s1, seed) for s1, _, seed in mcfg.all_stage2_runs(TIER)}
+
+for cohort in STAGE1_COHORTS:
+
+    rule:
+        name:
+            f"train_stage1_{cohort.name}"
+        input:
+            worlds=[world_of(run, seed) for run, seed in cohort.members],
+        output:
+            # update(): Snakemake keeps the files, so members already up to date are not retrained
+            [
+                update(paths.stage1_file(RESULTS, TIER_NAME, run, seed, name))
+                for run, seed in cohort.members
+                for name in paths.RUN_FILES
+            ],
+        params:
+            command=cohort_command(
+                [stage1_entry(run, seed) for run, seed in cohort.members],
+                paths.cohort_checkpoint(RESULTS, TIER_NAME, "stage1", cohort.name),
+            ),
+        log:
+            paths.log(RESULTS, TIER_NAME, "stage1", "cohorts", cohort.name),
+        benchmark:
+            paths.benchmark(RESULTS, TIER_NAME, "stage1", "cohorts", cohort.name)
+        priority: 1 if STAGE2_CHECKPOINTS.intersection(cohort.members) else 0
+        threads: THREADS
+        resources:
+            **cohort_resources(cohort),
+        conda:
+            "../../envs/mmicl.yaml"
+        shell:
+            "{params.command} --threads {threads} 2> {log}"

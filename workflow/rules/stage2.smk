@@ -28,36 +28,37 @@ rule multimodal_world:
         "--out {output} 2> {log}"
 
 
-rule train_stage2:
-    input:
-        unpack(stage2_inputs),
-    output:
-        **{
-            name.split(".")[0]: paths.stage2_file(
-                RESULTS, TIER_NAME, "{stage1_run}", "{run}", "{seed}", name
-            )
-            for name in paths.RUN_FILES
-        },
-    params:
-        spec=lambda wc: quoted_json(stage2_spec(wc.stage1_run, wc.run, wc.seed)),
-        out_dir=lambda wc: paths.stage2_dir(RESULTS, TIER_NAME, wc.stage1_run, wc.run, wc.seed),
-        stage1_model=lambda wc, input: input.get("stage1_model", ""),
-    log:
-        paths.log(RESULTS, TIER_NAME, "stage2", "{stage1_run}", "{run}", "seed={seed}"),
-    benchmark:
-        paths.benchmark(RESULTS, TIER_NAME, "stage2", "{stage1_run}", "{run}", "seed={seed}")
-    threads: THREADS
-    resources:
-        mem_mb=SLURM.get("mem_mb", 2000),
-        runtime=SLURM.get("runtime_minutes", 120),
-        gpu=GPUS,
-        **SLURM_PLACEMENT,
-    conda:
-        "../../envs/mmicl.yaml"
-    shell:
-        "mmicl train-stage2 --spec {params.spec} --world {input.world} "
-        "--stage1-world {input.stage1_world} --stage1-model '{params.stage1_model}' "
-        "--out-dir {params.out_dir} --threads {threads} 2> {log}"
+STAGE2_COHORTS = mcfg.stage2_cohorts(TIER)
+
+for cohort in STAGE2_COHORTS:
+
+    rule:
+        name:
+            f"train_stage2_{cohort.name}"
+        input:
+            [path for member in cohort.members for path in stage2_inputs(*member).values()],
+        output:
+            [
+                update(paths.stage2_file(RESULTS, TIER_NAME, s1, s2, seed, name))
+                for s1, s2, seed in cohort.members
+                for name in paths.RUN_FILES
+            ],
+        params:
+            command=cohort_command(
+                [stage2_entry(*member) for member in cohort.members],
+                paths.cohort_checkpoint(RESULTS, TIER_NAME, "stage2", cohort.name),
+            ),
+        log:
+            paths.log(RESULTS, TIER_NAME, "stage2", "cohorts", cohort.name),
+        benchmark:
+            paths.benchmark(RESULTS, TIER_NAME, "stage2", "cohorts", cohort.name)
+        threads: THREADS
+        resources:
+            **cohort_resources(cohort),
+        conda:
+            "../../envs/mmicl.yaml"
+        shell:
+            "{params.command} --threads {threads} 2> {log}"
 
 
 rule analyze_stage2:
