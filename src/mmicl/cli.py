@@ -50,7 +50,7 @@ def cmd_train_stage1(args) -> None:
     _set_threads(args.threads)
     spec = json.loads(args.spec)
     member = _stage1_member({"spec": spec, "world": args.world, "out_dir": args.out_dir})
-    fit_member(member, member.train_cfg, spec.get("device", "cpu"),
+    fit_member(member, spec.get("device", "cpu"),
                spec["eval"]["attention_sequences"], progress=not args.no_progress)
 
 
@@ -127,7 +127,7 @@ def cmd_train_stage2(args) -> None:
     spec = json.loads(args.spec)
     member = _stage2_member({"spec": spec, "world": args.world, "stage1_world": args.stage1_world,
                              "stage1_model": args.stage1_model, "out_dir": args.out_dir})
-    fit_member(member, member.train_cfg, spec.get("device", "cpu"),
+    fit_member(member, spec.get("device", "cpu"),
                spec["eval"]["attention_sequences"], progress=not args.no_progress)
 
 

@@ -592,7 +592,7 @@ def train_cohort(
         for build in builders:
             member = build()
             if not fresh(member):
-                fit_member(member, member.train_cfg, device, attention_sequences, progress)
+                fit_member(member, device, attention_sequences, progress)
                 done["trained"].append(member.out_dir)
         return done
     stale = [m for m in (build() for build in builders) if not fresh(m)]

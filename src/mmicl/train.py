@@ -194,15 +194,15 @@ def train_run(
     final.parquet, attention.parquet and config.json into `out_dir`. Returns the learning curve."""
     member = stage1_member(world, seq, model_cfg, train_cfg, out_dir, seed, test_set_size,
                            device, meta)
-    return fit_member(member, train_cfg, device, attention_sequences, progress)
+    return fit_member(member, device, attention_sequences, progress)
 
 
-def fit_member(member: "Member", train_cfg: TrainConfig, device, attention_sequences: int,
+def fit_member(member: "Member", device, attention_sequences: int,
                progress: bool) -> pd.DataFrame:
-    """`fit` one run set up by stage1_member / stage2_member."""
+    """`fit` one run set up by stage1_member / stage2_member (with its own train_cfg)."""
     return fit(
         member.model, member.model.parameters(), member.sample, member.test_sets,
-        member.n_labels, train_cfg, member.out_dir, member.spec, member.seeds, device,
+        member.n_labels, member.train_cfg, member.out_dir, member.spec, member.seeds, device,
         save_test_sets=member.save_test_sets, attention_sequences=attention_sequences,
         progress=progress,
     )
@@ -337,7 +337,7 @@ def train_stage2(
     joint_G2: joint-label sequences with that many M2 groups (labels span all of L1)."""
     member = stage2_member(world, spec, model_cfg, train_cfg, out_dir, seed, stage1_state,
                            freeze_decoder, freeze_head, test_set_size, device, meta, joint_G2)
-    return fit_member(member, train_cfg, device, attention_sequences, progress)
+    return fit_member(member, device, attention_sequences, progress)
 
 
 # ---------------------------------------------------------------------------------------------
