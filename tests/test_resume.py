@@ -3,6 +3,7 @@ uninterrupted run, and a killed Snakemake job leaves no output that looks comple
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_p
     cfg_path.write_text(yaml.safe_dump(cfg))
     tier = mcfg.tier_config(cfg)
     run = mcfg.run_id(tier["stage1"], tier["stage1"])
+    cohort = next(c for c in mcfg.stage1_cohorts(tier) if (run, 0) in c.members)
+    assert cohort.members[0] == (run, 0)  # trained first: the kill hits it mid-training
     run_dir = tmp_path / paths.stage1_dir("results", "smoke", run, 0)
     target = paths.stage1_file("results", "smoke", run, 0, "model.pt")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
@@ -155,7 +158,8 @@ def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_p
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,
                            stdin=subprocess.DEVNULL)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    log = (tmp_path / paths.log("results", "smoke", "stage1", run, "seed=0")).read_text()
-    assert f"from step {step}" in log
+    # The job is the run's cohort; its log names the member it resumed.
+    log = (tmp_path / paths.log("results", "smoke", "stage1", "cohorts", cohort.name)).read_text()
+    assert re.search(rf"resuming .*{re.escape(run)}.* from step {step}\b", log), log[-2000:]
     curve = pd.read_parquet(run_dir / "curve.parquet")
     assert curve.iteration.max() == 600
