@@ -285,3 +285,60 @@ def test_last_position_fast_path_equals_full_forward(pe, heads):
     fast = model(x, off)
     full, _ = model(x, off, return_attn=True)
     torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-5)
+
+
+def _reference_forward(model, content, offsets):
+    """The decoder written out as in protocol §2.1-2.5, one formula per line and no fast paths:
+    h = x + Attn(w_a * rms(x)); out = h + MLP(w_m * rms(h)); logits = W_out (w * rms(x_last))."""
+    cfg = model.cfg
+    S, T, _ = content.shape
+    H, hd = cfg.n_heads, cfg.head_dim
+
+    def rms(x, w):
+        return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + cfg.norm_eps) * w
+
+    x = model.embed(content, offsets)
+    mask = model._mask(T, x.device)
+    maps = []
+    for layer in model.layers:
+        a, f = layer.attention, layer.feed_forward
+        n = rms(x, layer.attention_norm.weight)
+        q, k, v = ((n @ lin.weight.T).view(S, T, H, hd).transpose(1, 2)
+                   for lin in (a.wq, a.wk, a.wv))
+        if cfg.uses_rope:
+            cos, sin = model.rope_cos[:T], model.rope_sin[:T]
+            q = q * cos + torch.cat([-q[..., 1::2], q[..., 0::2]], -1) * sin  # reference pairing
+            k = k * cos + torch.cat([-k[..., 1::2], k[..., 0::2]], -1) * sin
+        probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hd) + mask, dim=-1)
+        maps.append(probs)
+        mix = (probs @ v).transpose(1, 2).reshape(S, T, H * hd)
+        h = x + (mix @ a.wo.weight.T if a.wo is not None else mix)
+        m = rms(h, layer.ffn_norm.weight)
+        gate = (m @ f.w1.weight.T + f.w1.bias) * (m @ f.w2.weight.T + f.w2.bias)
+        hidden = torch.nn.functional.silu(gate)  # the reference MLP variant
+        x = h + hidden @ f.w3.weight.T + f.w3.bias
+    return rms(x[:, -1], model.norm.weight) @ model.out.weight.T, torch.stack(maps)
+
+
+@pytest.mark.parametrize("pe", PE_KINDS)
+@pytest.mark.parametrize("heads", [1, 2])
+def test_forward_and_gradients_equal_the_formulas(pe, heads):
+    # The module folds each RMSNorm weight into the next projection and skips the last layer's
+    # other queries; with random (not unit) norm weights, logits, attention maps and every
+    # parameter's gradient must equal the plain formulas.
+    model = make(pe, heads)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(0.5 + torch.rand(p.shape, generator=g))
+    x, off = inputs(model)
+    logits = model(x, off)
+    grads = torch.autograd.grad(logits.square().sum(), list(model.parameters()))
+    expected, expected_maps = _reference_forward(model, x, off)
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(x, off, return_attn=True)[1], expected_maps,
+                               atol=1e-6, rtol=1e-5)
+    for (name, _), got, want in zip(model.named_parameters(), grads, expected_grads):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4, msg=name)

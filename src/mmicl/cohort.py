@@ -192,21 +192,29 @@ class StackedModel:
         return y.view(self.M, *lead, W.shape[1])
 
     def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        y, w = self._normalized(x, name)
+        return y if w is None else y * w.view(self.M, *([1] * (x.dim() - 2)), w.shape[-1])
+
+    def _normalized(self, x: torch.Tensor, name: str):
+        """(x / rms(x), the norm weight (M, dim) to fold into the next projection, or None), as
+        Block does for the solo decoder."""
         if not self.cfg.rms_norm:
-            return x
-        w = self.params[name + ".weight"]
+            return x, None
         xf = x.float()
         y = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps)).type_as(x)
-        return y * w.view(self.M, *([1] * (x.dim() - 2)), w.shape[-1])
+        return y, self.params[name + ".weight"]
 
-    def _weights(self, layer: str, names: Sequence[str], rope: bool):
+    def _weights(self, layer: str, names: Sequence[str], rope: bool, scale=None):
         """Concatenated (M, n*dim, dim) weights of one fused projection. With rope, each of q and
         k also gets its "rotate-half" partner as extra rows: rotate() permutes and negates head
-        coordinates, so rotate(W h) = rotate_rows(W) h, and RoPE needs no strided copies."""
+        coordinates, so rotate(W h) = rotate_rows(W) h, and RoPE needs no strided copies.
+        scale (M, dim): the input's per-feature scale (RMSNorm weight), folded into W."""
         out = []
         H, hd, impl = self.cfg.n_heads, self.cfg.head_dim, self.cfg.rope_impl
         for name in names:
             W = self.params[layer + name + ".weight"]
+            if scale is not None:
+                W = W * scale.unsqueeze(1)
             out.append(W)
             if rope and name in ("wq", "wk"):
                 heads = W.view(self.M, H, hd, -1).transpose(2, 3)  # rows of each head last
@@ -219,21 +227,21 @@ class StackedModel:
         y = torch.bmm(x.reshape(M, S * T, d), W.transpose(1, 2)).view(M, S, T, parts, -1)
         return y.unbind(3)
 
-    def _attention(self, x, layer: str, mask, rope, last_only: bool):
+    def _attention(self, x, layer: str, mask, rope, last_only: bool, scale=None):
         cfg = self.cfg
         M, S, T, _ = x.shape
         H, hd = cfg.n_heads, cfg.head_dim
         Tq = 1 if last_only else T
         use_rope = rope is not None
         if last_only:  # only the last query feeds the logits: project it alone
-            q_parts = self._project(x[:, :, -1:], self._weights(layer, ("wq",), use_rope),
+            q_parts = self._project(x[:, :, -1:], self._weights(layer, ("wq",), use_rope, scale),
                                     2 if use_rope else 1)
-            kv_parts = self._project(x, self._weights(layer, ("wk", "wv"), use_rope),
+            kv_parts = self._project(x, self._weights(layer, ("wk", "wv"), use_rope, scale),
                                      3 if use_rope else 2)
             parts = list(q_parts) + list(kv_parts)
         else:
-            parts = list(self._project(x, self._weights(layer, ("wq", "wk", "wv"), use_rope),
-                                       5 if use_rope else 3))
+            W = self._weights(layer, ("wq", "wk", "wv"), use_rope, scale)
+            parts = list(self._project(x, W, 5 if use_rope else 3))
         if use_rope:
             q, q_rot, k, k_rot, v = parts
             cos, sin = (t[:T].unsqueeze(1) for t in rope)  # (T, 1, hd): broadcast over heads
@@ -251,8 +259,8 @@ class StackedModel:
             out = self._linear(out, layer + "wo")
         return out
 
-    def _feed_forward(self, x, layer: str):
-        W = self._weights(layer, ("w1", "w2"), False)
+    def _feed_forward(self, x, layer: str, scale=None):
+        W = self._weights(layer, ("w1", "w2"), False, scale)
         b = torch.cat([self.params[layer + "w1.bias"], self.params[layer + "w2.bias"]], dim=1)
         M, S, T, d = x.shape
         y = torch.baddbmm(b.unsqueeze(1), x.reshape(M, S * T, d), W.transpose(1, 2))
@@ -270,10 +278,11 @@ class StackedModel:
         for i in range(cfg.n_layers):
             last_only = i == cfg.n_layers - 1
             layer = f"{p}layers.{i}."
-            attn = self._attention(self._norm(x, layer + "attention_norm"), layer + "attention.",
-                                   mask, rope, last_only)
+            n, scale = self._normalized(x, layer + "attention_norm")
+            attn = self._attention(n, layer + "attention.", mask, rope, last_only, scale)
             h = (x[:, :, -1:] if last_only else x) + attn
-            x = h + self._feed_forward(self._norm(h, layer + "ffn_norm"), layer + "feed_forward.")
+            n, scale = self._normalized(h, layer + "ffn_norm")
+            x = h + self._feed_forward(n, layer + "feed_forward.", scale)
         return self._linear(self._norm(x[:, :, -1], p + "norm"), p + "out")
 
     def _combine(self, inputs: torch.Tensor, m2_inputs: torch.Tensor) -> torch.Tensor:

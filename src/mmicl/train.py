@@ -47,13 +47,22 @@ class RunSeeds:
                    derive_seed(seed, "eval-data"))
 
 
+# Devices with PyTorch's single-kernel ("fused") optimizer steps; elsewhere the foreach default.
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer; its fused implementation where the parameters' device has one
+    (the same update rule in one kernel per step instead of a few per parameter: a tenth of a
+    small model's step on CPU)."""
+    params = list(params)
+    fused = bool(params) and all(p.device.type in FUSED_OPTIMIZER_DEVICES for p in params)
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "fused": fused or None}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, momentum=cfg.momentum, **kwargs)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, **kwargs)
+    return torch.optim.AdamW(params, **kwargs)
 
 
 def init_model(build: Callable[[], torch.nn.Module], seed: int, device) -> torch.nn.Module:

@@ -31,8 +31,13 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(x) * self.weight
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """x / sqrt(mean(x^2) + eps), without the weight (which `Block` folds into the next
+        linear layer: (n * w) @ W^T = n @ (W * w)^T, two fewer passes over the activations)."""
         xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
 
 
 def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,8 +58,16 @@ def rotate(x: torch.Tensor, impl: str) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, impl: str) -> torch.Tensor:
-    """x: (..., T, head_dim); cos/sin: (T, head_dim)."""
-    return x * cos + rotate(x, impl) * sin
+    """x: (..., T, head_dim); cos/sin: (T, head_dim). x * cos + rotate(x) * sin."""
+    return torch.addcmul(x * cos, rotate(x, impl), sin)
+
+
+def scaled_linear(lin: nn.Linear, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """lin(x * scale) computed as x @ (W * scale)^T + b: the per-feature scale (an RMSNorm
+    weight) is folded into the small weight matrix instead of a pass over the activations."""
+    if scale is None:
+        return lin(x)
+    return F.linear(x, lin.weight * scale, lin.bias)
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -149,14 +162,16 @@ class Attention(nn.Module):
             if lin is not None:
                 nn.init.normal_(lin.weight, std=0.02)
 
-    def forward(self, x, mask, rope, head_mask=None, last_only=False):
+    def forward(self, x, mask, rope, head_mask=None, last_only=False, in_scale=None):
         """x: (S, T, dim); mask: (T, T) or (H, T, T) additive; returns output and probabilities.
-        last_only: compute the last query position only (enough for the last layer's logits)."""
+        last_only: compute the last query position only (enough for the last layer's logits).
+        in_scale (dim,): the input is x * in_scale (folded into Wq, Wk, Wv)."""
         S, T, _ = x.shape
         H, hd = self.cfg.n_heads, self.cfg.head_dim
         Tq = 1 if last_only else T
-        q = self.wq(x[:, T - Tq:]).view(S, Tq, H, hd).transpose(1, 2)
-        k, v = (w(x).view(S, T, H, hd).transpose(1, 2) for w in (self.wk, self.wv))
+        q = scaled_linear(self.wq, x[:, T - Tq:], in_scale).view(S, Tq, H, hd).transpose(1, 2)
+        k, v = (scaled_linear(w, x, in_scale).view(S, T, H, hd).transpose(1, 2)
+                for w in (self.wk, self.wv))
         if rope is not None:
             cos, sin = rope
             q = apply_rope(q, cos[T - Tq:T], sin[T - Tq:T], self.cfg.rope_impl)
@@ -180,10 +195,12 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(cfg.dim, cfg.dim)
         self.w3 = nn.Linear(cfg.dim, cfg.dim)
 
-    def forward(self, x):
+    def forward(self, x, in_scale=None):
+        """in_scale (dim,): the input is x * in_scale (folded into W1, W2)."""
+        a, g = scaled_linear(self.w1, x, in_scale), scaled_linear(self.w2, x, in_scale)
         if self.variant == "reference":
-            return self.w3(F.silu(self.w1(x) * self.w2(x)))
-        return self.w3(F.silu(self.w1(x)) * self.w2(x))
+            return self.w3(F.silu(a * g))
+        return self.w3(F.silu(a) * g)
 
 
 class Block(nn.Module):
@@ -198,9 +215,18 @@ class Block(nn.Module):
         self.ffn_norm = norm()
 
     def forward(self, x, mask, rope, head_mask=None, last_only=False):
-        attn_out, probs = self.attention(self.attention_norm(x), mask, rope, head_mask, last_only)
+        n, scale = self._normalized(self.attention_norm, x)
+        attn_out, probs = self.attention(n, mask, rope, head_mask, last_only, scale)
         h = (x[:, -1:] if last_only else x) + attn_out
-        return h + self.feed_forward(self.ffn_norm(h)), probs
+        n, scale = self._normalized(self.ffn_norm, h)
+        return h + self.feed_forward(n, scale), probs
+
+    @staticmethod
+    def _normalized(norm, x):
+        """(normalised x, the norm's weight to fold into the next linear layers, or None)."""
+        if isinstance(norm, RMSNorm):
+            return norm.normalize(x), norm.weight
+        return norm(x), None
 
 
 class Decoder(nn.Module):
