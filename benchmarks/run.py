@@ -180,6 +180,29 @@ def flop_per_step(n_params: int, seq_len: int, batch: int = BATCH) -> float:
     return 6.0 * n_params * batch * seq_len
 
 
+def counted_flop_per_step(model, batch) -> float:
+    """The matmul FLOPs one training step really performs (forward + backward of the loss, as
+    torch.utils.flop_counter counts mm/bmm/addmm/attention), unlike the 6 x params x tokens
+    estimate: it sees that the last layer computes one query and that a frozen decoder has no
+    weight gradients. Divided by the matmul peak it is a ceiling on steps/s: a step cannot
+    finish faster than its matrix products at peak speed, whatever the elementwise kernels cost."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(forward(model, batch), batch.targets).backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def _flop_block(flop_6pt: float, flop_counted: float, steps_per_s: float, peak: float) -> dict:
+    return {"flop_per_step": flop_6pt, "gflops": flop_6pt * steps_per_s / 1e9,
+            "fraction_of_peak_1thread": flop_6pt * steps_per_s / 1e9 / peak,
+            "counted_flop_per_step": flop_counted,
+            "counted_gflops": flop_counted * steps_per_s / 1e9,
+            "counted_fraction_of_peak_1thread": flop_counted * steps_per_s / 1e9 / peak,
+            "matmul_ceiling_steps_per_s": peak * 1e9 / flop_counted}
+
+
 # --------------------------------------------------------------------------------------------
 # the suite
 
@@ -192,11 +215,11 @@ def bench_stage1(cfg: dict, peak1: float) -> dict:
         res = train_loop_timing(model, lambda g: generate_sequences(world, seq, BATCH, g),
                                 cfg["steps"], cfg["repeats"], cfg["warmup_steps"])
         n_params = sum(p.numel() for p in model.parameters())
-        flop = flop_per_step(n_params, 2 * N + 1)
+        counted = counted_flop_per_step(model, generate_sequences(world, seq, BATCH,
+                                                                  torch.Generator().manual_seed(1)))
         out[name] = {"pe": pe, "D": D, "params": n_params, "tokens_per_step": BATCH * (2 * N + 1),
-                     "flop_per_step": flop, **res,
-                     "gflops": flop * res["steps_per_s"] / 1e9,
-                     "fraction_of_peak_1thread": flop * res["steps_per_s"] / 1e9 / peak1}
+                     **res, **_flop_block(flop_per_step(n_params, 2 * N + 1), counted,
+                                          res["steps_per_s"], peak1)}
     return out
 
 
@@ -272,19 +295,19 @@ def bench_stage2(cfg: dict, peak1: float, indicators: dict) -> dict:
     step_s = res["step_ms"] / 1e3
     n_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    flop = flop_per_step(n_params, 3 * N + 2)
+    counted = counted_flop_per_step(model, generate_multimodal(world, spec, BATCH,
+                                                               torch.Generator().manual_seed(1)))
     cadence = CADENCE / (CADENCE * step_s + eval_s + ind_s)
     return {
         "params": n_params, "trainable_params": trainable,
-        "tokens_per_step": BATCH * (3 * N + 2), "flop_per_step": flop, **res,
+        "tokens_per_step": BATCH * (3 * N + 2), **res,
+        **_flop_block(flop_per_step(n_params, 3 * N + 2), counted, res["steps_per_s"], peak1),
         "eval_ms": eval_s * 1e3, "eval_sets": 4, "eval_sequences_per_set": size,
         "indicators_ms": ind_s * 1e3, "indicators_loop_ms": loop_s * 1e3,
         "cadence_steps": CADENCE,
         "steps_per_s_with_eval_and_indicators": cadence,
         "steps_per_s_with_eval_and_loop_indicators":
             CADENCE / (CADENCE * step_s + eval_s + loop_s),
-        "gflops": flop * res["steps_per_s"] / 1e9,
-        "fraction_of_peak_1thread": flop * res["steps_per_s"] / 1e9 / peak1,
     }
 
 
@@ -315,6 +338,7 @@ def bench_cohorts(cfg: dict, peaks: dict, stage1: dict) -> dict:
         with threads(n_threads):
             for name, (pe, D) in STAGE1_SHAPES.items():
                 flop = stage1[name]["flop_per_step"]
+                counted = stage1[name]["counted_flop_per_step"]
                 rows[name] = {}
                 for size in cfg["cohort_sizes"]:
                     steps = max(1, cfg["cohort_steps"] // size)
@@ -323,11 +347,56 @@ def bench_cohorts(cfg: dict, peaks: dict, stage1: dict) -> dict:
                     rows[name][str(size)] = {
                         **res, "gflops": gflops,
                         "fraction_of_peak": gflops / peaks[label],
+                        "counted_fraction_of_peak":
+                            counted * res["run_steps_per_s"] / 1e9 / peaks[label],
                         "speedup_vs_solo_1thread": res["run_steps_per_s"]
                         / stage1[name]["steps_per_s"],
                     }
         out["thread_counts"][label] = {"threads": n_threads, "peak_gflops": peaks[label],
                                        "shapes": rows}
+    return out
+
+
+# Issue 5: the authors' code measured on another host of this machine type (steps/s; Stage 2 with
+# evaluation and progress measures every 100 steps: 14-16, taken as 15), and the targets.
+ISSUE5_ANCHORS = {"rope_D64": 37.0, "ape_D63": 22.0, "stage2": 22.0, "stage2_cadence": 15.0}
+ISSUE5_TARGETS = {"rope_D64": 2.5, "ape_D63": 1.5, "stage2_cadence": 4.0, "cohort_fraction": 0.75}
+
+
+def targets(result: dict, authors: dict | None = None) -> dict:
+    """Our speeds against issue 5's anchors and targets, and (if `authors` is the JSON of
+    `python -m benchmarks.authors` on the same host) against the authors' code timed here."""
+    ours = {"rope_D64": result["stage1"]["rope_D64"]["steps_per_s"],
+            "ape_D63": result["stage1"]["ape_D63"]["steps_per_s"],
+            "stage2": result["stage2"]["steps_per_s"],
+            "stage2_cadence": result["stage2"]["steps_per_s_with_eval_and_indicators"]}
+    out = {}
+    for name, value in ours.items():
+        row = {"ours_steps_per_s": value, "issue_anchor_steps_per_s": ISSUE5_ANCHORS[name],
+               "vs_issue_anchor": value / ISSUE5_ANCHORS[name]}
+        if name in ISSUE5_TARGETS:
+            row["target"] = ISSUE5_TARGETS[name]
+            row["met_vs_issue_anchor"] = row["vs_issue_anchor"] >= ISSUE5_TARGETS[name]
+        same_host = (authors or {}).get("authors", {}).get(name, {}).get("steps_per_s")
+        if same_host:
+            row["authors_same_host_steps_per_s"] = same_host
+            row["vs_authors_same_host"] = value / same_host
+            if "target" in row:
+                row["met_vs_authors_same_host"] = row["vs_authors_same_host"] >= row["target"]
+        out[name] = row
+    cohort = {}
+    for label, block in result["cohort"]["thread_counts"].items():
+        for shape, rows in block["shapes"].items():
+            best = max(rows.values(), key=lambda r: r["fraction_of_peak"])
+            cohort[f"{label}.{shape}"] = {
+                "best_fraction_of_peak": best["fraction_of_peak"],
+                "best_counted_fraction_of_peak": best["counted_fraction_of_peak"],
+                "target": ISSUE5_TARGETS["cohort_fraction"],
+                "met": best["fraction_of_peak"] >= ISSUE5_TARGETS["cohort_fraction"]}
+    out["cohort"] = cohort
+    if authors:
+        out["authors_meta"] = {k: authors.get("meta", {}).get(k) for k in ("time_utc", "authors")}
+        out["authors_meta"]["cpu_model"] = authors.get("meta", {}).get("host", {}).get("cpu_model")
     return out
 
 
@@ -341,7 +410,7 @@ PRESETS = {
 }
 
 
-def run(cfg: dict) -> dict:
+def run(cfg: dict, authors: dict | None = None) -> dict:
     started = time.perf_counter()
     all_threads = cfg["all_threads"]
     result = {
@@ -373,6 +442,7 @@ def run(cfg: dict) -> dict:
         result["stage2"] = bench_stage2(cfg, peak1, result["indicators"])
     cfg["cohort_threads"] = {"1thread": 1, "all_threads": all_threads}
     result["cohort"] = bench_cohorts(cfg, peaks, result["stage1"])
+    result["targets"] = targets(result, authors)
     result["meta"]["host"]["loadavg_end"] = (list(os.getloadavg())
                                              if hasattr(os, "getloadavg") else None)
     result["meta"]["seconds"] = time.perf_counter() - started
@@ -387,7 +457,9 @@ def summary(result: dict) -> str:
                  f"{mp['gflops_all_threads']:.1f} GFLOP/s ({mp['all_threads']} threads)")
     for name, r in result["stage1"].items():
         lines.append(f"stage1 {name}: {r['steps_per_s']:.1f} steps/s, data share "
-                     f"{r['data_share']:.1%}, {r['fraction_of_peak_1thread']:.1%} of peak")
+                     f"{r['data_share']:.1%}, {r['fraction_of_peak_1thread']:.1%} of peak "
+                     f"(6PT; counted matmul FLOPs {r['counted_fraction_of_peak_1thread']:.1%}, "
+                     f"ceiling {r['matmul_ceiling_steps_per_s']:.0f} steps/s)")
     d = result["data_generation"]
     lines.append(f"data: unimodal {d['unimodal']['sequences_per_s']:.0f} seq/s, "
                  f"multimodal {d['multimodal']['sequences_per_s']:.0f} seq/s")
@@ -400,12 +472,24 @@ def summary(result: dict) -> str:
                  f"{s2['steps_per_s_with_eval_and_indicators']:.1f} with eval + indicators every "
                  f"{s2['cadence_steps']} (loop indicators: "
                  f"{s2['steps_per_s_with_eval_and_loop_indicators']:.1f}), data share "
-                 f"{s2['data_share']:.1%}")
+                 f"{s2['data_share']:.1%}, ceiling {s2['matmul_ceiling_steps_per_s']:.0f} "
+                 f"steps/s")
     for label, block in result["cohort"]["thread_counts"].items():
         for name, rows in block["shapes"].items():
             cells = ", ".join(f"{size}: {r['run_steps_per_s']:.1f} ({r['fraction_of_peak']:.0%})"
                               for size, r in rows.items())
             lines.append(f"cohort {label} {name}: run-steps/s (fraction of peak) {cells}")
+    for name, t in result["targets"].items():
+        if name in ("cohort", "authors_meta"):
+            continue
+        text = (f"target {name}: {t['ours_steps_per_s']:.1f} steps/s = "
+                f"{t['vs_issue_anchor']:.2f}x the issue anchor {t['issue_anchor_steps_per_s']:.0f}")
+        if "vs_authors_same_host" in t:
+            text += (f", {t['vs_authors_same_host']:.2f}x the authors' code here "
+                     f"({t['authors_same_host_steps_per_s']:.1f})")
+        if "target" in t:
+            text += f" (target {t['target']}x)"
+        lines.append(text)
     lines.append(f"total {result['meta']['seconds']:.0f} s")
     return "\n".join(lines)
 
@@ -426,7 +510,18 @@ def main(argv: list[str] | None = None) -> dict:
                         help="override: comma-separated cohort sizes")
     parser.add_argument("--backend", default="bmm", choices=("bmm", "vmap"),
                         help="cohort implementation")
+    parser.add_argument("--authors", type=Path,
+                        help="JSON of `python -m benchmarks.authors` measured on this host: "
+                             "report our speeds against it as well as against issue 5's anchors")
     args = parser.parse_args(argv)
+    authors = None
+    if args.authors is not None:
+        try:
+            authors = json.loads(args.authors.read_text())
+            if not isinstance(authors.get("authors"), dict):
+                raise ValueError("no 'authors' block")
+        except (OSError, ValueError, AttributeError) as exc:
+            parser.error(f"--authors {args.authors}: not a benchmarks.authors result ({exc})")
     preset = "quick" if args.quick else "full"
     cfg = dict(PRESETS[preset], preset=preset, threads=args.threads, backend=args.backend,
                all_threads=os.cpu_count() or 1)
@@ -439,7 +534,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.steps is not None:
         cfg["warmup_steps"] = min(cfg["warmup_steps"], args.steps)
         cfg["cohort_steps"] = min(cfg["cohort_steps"], args.steps)
-    result = run(cfg)
+    result = run(cfg, authors)
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 STAGE1_KEYS = ("params", "tokens_per_step", "flop_per_step", "step_ms", "steps_per_s", "data_ms",
-               "data_share", "gflops", "fraction_of_peak_1thread")
+               "data_share", "gflops", "fraction_of_peak_1thread", "counted_flop_per_step",
+               "counted_gflops", "counted_fraction_of_peak_1thread", "matmul_ceiling_steps_per_s")
 STAGE2_KEYS = STAGE1_KEYS + ("trainable_params", "eval_ms", "indicators_ms", "indicators_loop_ms",
                              "steps_per_s_with_eval_and_indicators",
                              "steps_per_s_with_eval_and_loop_indicators")
 INDICATOR_KEYS = ("sequences", "vectorised_ms", "loop_ms", "speedup", "scores_vectorised_ms",
                   "scores_loop_ms")
 COHORT_KEYS = ("step_ms", "run_steps_per_s", "gflops", "fraction_of_peak",
-               "speedup_vs_solo_1thread")
+               "counted_fraction_of_peak", "speedup_vs_solo_1thread")
 
 
 def _positive(block: dict, keys, where: str) -> None:
@@ -53,3 +54,68 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
             assert set(block["shapes"][name]) == {"1", "2"}
             for size, row in block["shapes"][name].items():
                 _positive(row, COHORT_KEYS, f"cohort.{label}.{name}.{size}")
+    for name in ("rope_D64", "ape_D63", "stage2", "stage2_cadence"):
+        _positive(result["targets"][name], ("ours_steps_per_s", "vs_issue_anchor"), name)
+    # the counted matmul FLOPs see the cheaper last layer and the frozen Stage-2 decoder
+    for name in ("rope_D64", "ape_D63"):
+        assert result["stage1"][name]["counted_flop_per_step"] < result["stage1"][name]["flop_per_step"]
+    assert result["stage2"]["counted_flop_per_step"] < 0.6 * result["stage2"]["flop_per_step"]
+
+
+def test_counted_flops_match_a_hand_count():
+    # Width 64, one head, 2 layers, T = 17, batch 128: layer 1 runs 6 projections on 2176 tokens
+    # (q, k, v, w1, w2, w3), layer 2 runs k and v on all tokens and q, w1, w2, w3 on the last
+    # position; each costs 2*rows*64*64 forward and twice that backward (input and weight
+    # gradients), except that no input gradient flows into the first layer's inputs.
+    import torch
+
+    from benchmarks.run import counted_flop_per_step
+    from mmicl.data.sequences import SequenceSpec, generate_sequences
+    from mmicl.data.worlds import make_world
+    from mmicl.models.decoder import Decoder, DecoderConfig
+
+    torch.manual_seed(0)
+    model = Decoder(DecoderConfig(content_dim=64, n_labels=32, pe="rope"))
+    world = make_world(0, 128, 32, 64)
+    batch = generate_sequences(world, SequenceSpec(N=8), 128, torch.Generator().manual_seed(0))
+    counted = counted_flop_per_step(model, batch)
+    rows_full, rows_last, d = 128 * 17, 128, 64
+    proj = lambda rows: 2 * rows * d * d  # noqa: E731
+    forward = 6 * proj(rows_full) + 2 * proj(rows_full) + 4 * proj(rows_last)
+    backward = 2 * forward - 3 * proj(rows_full)  # no input gradient for layer 1's q, k, v
+    attention = 2 * (2 * 128 * 17 * 17 * d) + 2 * (2 * 128 * 17 * d)  # scores, mix: layer 1, 2
+    readout = 2 * rows_last * d * 32
+    expected = forward + backward + 3 * attention + 3 * readout
+    assert abs(counted - expected) / expected < 1e-3, (counted, expected)
+
+
+def test_targets_against_issue_and_same_host_anchors():
+    from benchmarks.run import targets
+
+    cohort_rows = {"1": {"fraction_of_peak": 0.5, "counted_fraction_of_peak": 0.3},
+                   "4": {"fraction_of_peak": 0.8, "counted_fraction_of_peak": 0.5}}
+    result = {"stage1": {"rope_D64": {"steps_per_s": 74.0}, "ape_D63": {"steps_per_s": 33.0}},
+              "stage2": {"steps_per_s": 44.0, "steps_per_s_with_eval_and_indicators": 30.0},
+              "cohort": {"thread_counts": {"1thread": {"shapes": {"rope_D64": cohort_rows}}}}}
+    authors = {"authors": {"rope_D64": {"steps_per_s": 37.0}, "ape_D63": {"steps_per_s": 20.0},
+                           "stage2": {"steps_per_s": 11.0}}, "meta": {}}
+    t = targets(result, authors)
+    assert t["rope_D64"]["vs_issue_anchor"] == 2.0 and not t["rope_D64"]["met_vs_issue_anchor"]
+    assert t["rope_D64"]["vs_authors_same_host"] == 2.0
+    assert t["ape_D63"]["vs_issue_anchor"] == 1.5 and t["ape_D63"]["met_vs_issue_anchor"]
+    assert t["ape_D63"]["vs_authors_same_host"] == 1.65 and t["ape_D63"]["met_vs_authors_same_host"]
+    assert t["stage2"]["vs_authors_same_host"] == 4.0 and "target" not in t["stage2"]
+    assert t["stage2_cadence"]["vs_issue_anchor"] == 2.0
+    assert "vs_authors_same_host" not in t["stage2_cadence"]  # the authors' file has no cadence
+    assert not t["stage2_cadence"]["met_vs_issue_anchor"]
+    best = t["cohort"]["1thread.rope_D64"]
+    assert best["best_fraction_of_peak"] == 0.8 and best["met"]
+    assert targets(result)["rope_D64"].keys().isdisjoint({"vs_authors_same_host"})
+
+
+def test_bad_authors_file_is_named(tmp_path):
+    bad = tmp_path / "authors.json"
+    bad.write_text('{"meta": {}}')
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--authors", str(bad)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and str(bad) in proc.stderr
