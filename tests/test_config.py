@@ -138,3 +138,24 @@ def test_derived_seeds_are_distinct_and_stable():
     assert len(seeds) == 3
     assert mcfg.derive_seed(3, "init") == mcfg.derive_seed(3, "init")
     assert mcfg.derive_seed(3, "init") != mcfg.derive_seed(4, "init")
+
+
+def test_planning_the_workflow_does_not_import_torch():
+    # The Snakefile imports mmicl.config to plan every job, and every Slurm job re-reads the
+    # Snakefile: planning all three tiers (runs, cohorts, Stage-2 specs) must stay torch-free.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, yaml\n"
+        "from mmicl import config as c\n"
+        f"cfg = yaml.safe_load(open({str(ROOT / 'config.yaml')!r}))\n"
+        "for tier in ('smoke', 'laptop', 'paper'):\n"
+        "    cfg['tier'] = tier\n"
+        "    t = c.tier_config(cfg)\n"
+        "    c.stage1_cohorts(t), c.stage2_cohorts(t)\n"
+        "    [c.stage2_specs(p1, p2) for fig in ('fig4a',) for p1, p2 in c.stage2_points(t, fig)]\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'pandas')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

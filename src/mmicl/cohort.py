@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mmicl import io, paths
-from mmicl.config import TrainConfig
+from mmicl.config import STACKED_BACKENDS, TrainConfig, resolve_backend  # noqa: F401
 from mmicl.evaluate import evaluate, mean_attention
 from mmicl.models.decoder import Decoder, DecoderConfig, rotate
 from mmicl.train import (  # noqa: F401  (the member builders are part of this API)
@@ -58,7 +58,7 @@ from mmicl.train import (  # noqa: F401  (the member builders are part of this A
     stage2_member,
 )
 
-BACKENDS = ("bmm", "vmap")
+BACKENDS = STACKED_BACKENDS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,20 +539,6 @@ def train_stage1_cohort(runs: Sequence[dict], model_cfg: DecoderConfig, train_cf
 
 # ---------------------------------------------------------------------------------------------
 # cohorts in the workflow: planning, reuse of trained members, one entry point per cohort job
-
-WORKFLOW_BACKENDS = ("auto", "sequential", *BACKENDS)
-
-
-def resolve_backend(backend: str, device) -> str:
-    """`auto`: members one after the other on CPU (stacking is not faster there, see
-    benchmarks/README.md), stacked `bmm` on an accelerator."""
-    if backend not in WORKFLOW_BACKENDS:
-        raise ValueError(f"cohort backend {backend!r} is unknown; expected one of: "
-                         f"{', '.join(WORKFLOW_BACKENDS)}")
-    if backend == "auto":
-        return "sequential" if str(device) == "cpu" else "bmm"
-    return backend
-
 
 def _touch_outputs(out_dir: Path) -> None:
     for name in paths.RUN_FILES:

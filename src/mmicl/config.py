@@ -25,9 +25,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-from mmicl.data.sequences import SequenceSpec
+# Only torch-free modules: the Snakefile imports this module to plan every job (and Slurm jobs
+# re-read the Snakefile), so it must not pay for importing torch (tests/test_config.py).
+from mmicl.data.specs import MultimodalSpec, SequenceSpec
 from mmicl.figures import FIGURE_STAGE, FIGURES
-from mmicl.models.decoder import PE_KINDS, DecoderConfig
+from mmicl.models.specs import PE_KINDS, DecoderConfig, MultimodalConfig
 
 TIERS = ("smoke", "laptop", "paper")
 
@@ -350,9 +352,6 @@ def all_stage2_runs(tier: Mapping) -> list[tuple[str, str, int]]:
 
 def stage2_specs(p1: Mapping, p2: Mapping):
     """Multimodal world spec, sequence spec and model config of one Stage-2 run."""
-    from mmicl.data.multimodal import MultimodalSpec
-    from mmicl.models.multimodal import MultimodalConfig
-
     world1, _, decoder_cfg = stage1_specs(p1)
     K2, L2, D2 = int(p2["K2"]), int(p2["L2"]), int(p2["D2"])
     if p2["label_mode"] == "joint":
@@ -378,6 +377,21 @@ def stage2_specs(p1: Mapping, p2: Mapping):
 # --------------------------------------------------------------------------------------------
 # cohorts: runs with equal keys share their model configuration and training config, so they can
 # train together (mmicl.cohort.plan_cohorts partitions them; the label keeps job names readable)
+
+
+STACKED_BACKENDS = ("bmm", "vmap")  # one stacked model per cohort (mmicl.cohort)
+WORKFLOW_BACKENDS = ("auto", "sequential", *STACKED_BACKENDS)
+
+
+def resolve_backend(backend: str, device) -> str:
+    """`auto`: members one after the other on CPU (stacking is not faster there, see
+    benchmarks/README.md), stacked `bmm` on an accelerator."""
+    if backend not in WORKFLOW_BACKENDS:
+        raise ValueError(f"cohort backend {backend!r} is unknown; expected one of: "
+                         f"{', '.join(WORKFLOW_BACKENDS)}")
+    if backend == "auto":
+        return "sequential" if str(device) == "cpu" else "bmm"
+    return backend
 
 
 @dataclass(frozen=True)

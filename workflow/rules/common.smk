@@ -6,7 +6,6 @@ from functools import partial
 
 from mmicl import config as mcfg
 from mmicl import paths
-from mmicl.cohort import resolve_backend
 from mmicl.figures import (
     CAPTIONS,
     FIGURE_STAGE,
@@ -47,7 +46,7 @@ wildcard_constraints:
 
 
 COHORTS = TIER["cohorts"]
-COHORT_BACKEND = resolve_backend(COHORTS["backend"], DEVICE)
+COHORT_BACKEND = mcfg.resolve_backend(COHORTS["backend"], DEVICE)
 
 
 def run_params(run):

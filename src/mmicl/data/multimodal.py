@@ -21,50 +21,11 @@ from dataclasses import dataclass, fields
 import torch
 
 from mmicl.data.sequences import (
-    SequenceSpec, _distinct_label_slots, _prototypes, _zipf_draws, exemplars, load_batches,
+    _distinct_label_slots, _prototypes, _zipf_draws, exemplars, load_batches,
     save_batches, test_set_specs, zipf_probs,
 )
+from mmicl.data.specs import MultimodalSpec, SequenceSpec
 from mmicl.data.worlds import MultimodalWorld
-
-
-@dataclass(frozen=True)
-class MultimodalSpec:
-    N: int = 8
-    B: int = 4  # 0 => B = N/2 for novel contexts and every in-distribution sequence non-bursty
-    p_bursty: float = 1.0
-    p_novel: float = 0.0
-    eps1: float = 0.1
-    eps2: float = 0.1
-    alpha1: float = 0.0
-    alpha2: float = 0.0
-    no_repeats: bool = False
-    flip_labels: bool = False
-    n_novel1: int = 128
-    n_novel2: int | None = None  # None: the reference's K_c2 (one novel M2 class per label, §9.10)
-    n_max: int = 32  # APE block of 2*n_max+1 = 65 columns, as Stage 1, so checkpoints load
-
-    def __post_init__(self):
-        for key in ("eps1", "eps2", "alpha1", "alpha2"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{key}={getattr(self, key)} must be >= 0")
-        if not isinstance(self.n_novel1, int) or self.n_novel1 <= 0:
-            raise ValueError(f"n_novel1={self.n_novel1!r} must be a positive integer")
-        # The remaining shared checks (N, B, probabilities) through the unimodal spec.
-        self.as_unimodal()
-        if 3 * self.N + 2 > 2 * self.n_max + 1:
-            raise ValueError(f"N={self.N}: 3N+2 tokens exceed the {2 * self.n_max + 1} APE columns")
-        if self.n_novel2 is not None and self.n_novel2 <= 0:
-            raise ValueError(f"n_novel2={self.n_novel2} must be positive")
-
-    def as_unimodal(self) -> SequenceSpec:
-        return SequenceSpec(N=self.N, B=self.B, p_bursty=self.p_bursty, p_novel=self.p_novel,
-                            eps=self.eps1, alpha=self.alpha1, no_repeats=self.no_repeats,
-                            n_novel=self.n_novel1, n_max=self.n_max)
-
-    def novel_m2_count(self, K1: int, K2: int, L2: int) -> int:
-        if self.n_novel2 is not None:
-            return self.n_novel2
-        return max(L2, (128 * K2 // K1) // L2 * L2)
 
 
 @dataclass

@@ -8,15 +8,12 @@ overwrite the (zero) M2 slots, then the Stage-1 decoder runs unchanged; its para
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmicl.models.decoder import Decoder, DecoderConfig
-
-PROJECTORS = ("small", "large")
+from mmicl.models.decoder import Decoder, DecoderConfig  # noqa: F401
+from mmicl.models.specs import PROJECTORS, MultimodalConfig  # noqa: F401
 
 
 class Projector(nn.Module):
@@ -33,21 +30,6 @@ class Projector(nn.Module):
         for i, lin in enumerate(self.linears):
             z = lin(z) if i == 0 else lin(F.gelu(z))
         return z
-
-
-@dataclass(frozen=True)
-class MultimodalConfig:
-    decoder: DecoderConfig
-    m2_dim: int  # D2
-    projector: str = "small"  # small: W2 GELU(W1 z); large: W3 GELU(W2 GELU(W1 z))
-
-    def __post_init__(self):
-        if self.projector not in PROJECTORS:
-            raise ValueError(
-                f"projector={self.projector!r} is unknown; expected one of: {', '.join(PROJECTORS)}"
-            )
-        if not isinstance(self.m2_dim, int) or self.m2_dim <= 0:
-            raise ValueError(f"m2_dim={self.m2_dim!r} must be a positive integer")
 
 
 class MultimodalDecoder(nn.Module):
