@@ -157,7 +157,7 @@ def _loop_body(model, optimizer, generate, accuracy):
     return step
 
 
-def run(repo: Path, steps: int, repeats: int, warmup: int) -> dict:
+def run(repo: Path, steps: int, repeats: int, warmup: int, with_ours: bool = False) -> dict:
     stubbed = _stub_missing()
     sys.path.insert(0, str(repo))
     import dataset
@@ -183,6 +183,8 @@ def run(repo: Path, steps: int, repeats: int, warmup: int) -> dict:
 
     cases = {"rope_D64": stage1_case(a, True, 64), "ape_D63": stage1_case(a, False, 63),
              "stage2": stage2_case(a, False, 63), "stage2_rope_D64": stage2_case(a, True, 64)}
+    if with_ours:  # our step at the same shapes, timed in the same rounds (host noise cancels)
+        cases.update({f"ours.{name}": case for name, case in ours_cases().items()})
     for _, step in cases.values():
         for _ in range(warmup):
             step()
@@ -195,8 +197,16 @@ def run(repo: Path, steps: int, repeats: int, warmup: int) -> dict:
             totals[name].append((time.perf_counter() - t0) / steps)
             datas[name].append(data_s / steps)
 
-    results = {}
+    results, ours = {}, {}
     for name, (m, _) in cases.items():
+        if name.startswith("ours."):
+            theirs = totals[name[len("ours."):]]
+            ratios = [t / o for t, o in zip(theirs, totals[name])]  # per round: our speedup
+            ours[name[len("ours."):]] = {
+                "steps_per_s": 1 / statistics.median(totals[name]),
+                "step_ms_repeats": [t * 1e3 for t in totals[name]],
+                "speedup_per_round": ratios, "speedup_median": statistics.median(ratios)}
+            continue
         step_s, data_s = statistics.median(totals[name]), statistics.median(datas[name])
         train_s = step_s - data_s
         results[name] = {
@@ -210,7 +220,34 @@ def run(repo: Path, steps: int, repeats: int, warmup: int) -> dict:
         }
     meta["host"]["loadavg_end"] = list(os.getloadavg())
     meta["seconds"] = time.perf_counter() - started
-    return {"meta": meta, "authors": results}
+    out = {"meta": meta, "authors": results}
+    if with_ours:
+        out["ours_interleaved"] = ours
+    return out
+
+
+def ours_cases() -> dict:
+    """Our training step (benchmarks.run.train_step: Adam, as the laptop tier) at the shapes the
+    authors' cases time; Stage 2 only for the APE decoder (our benchmark's shape)."""
+    from benchmarks.run import stage1_setup, stage2_setup, train_step
+    from mmicl.data.multimodal import generate_multimodal
+    from mmicl.data.sequences import generate_sequences
+    from mmicl.models.decoder import Decoder
+    from mmicl.models.multimodal import MultimodalDecoder
+    from mmicl.train import init_model
+
+    cases = {}
+    for name, (pe, D) in {"rope_D64": ("rope", 64), "ape_D63": ("ape", 63)}.items():
+        world, seq, cfg = stage1_setup(pe, D)
+        model = init_model(lambda cfg=cfg: Decoder(cfg), 0, "cpu")
+        cases[name] = (model, train_step(
+            model, lambda g, w=world, s=seq: generate_sequences(w, s, BATCH, g)))
+    world, spec, cfg = stage2_setup()
+    model = init_model(lambda: MultimodalDecoder(cfg), 0, "cpu")
+    model.freeze_decoder()
+    cases["stage2"] = (model, train_step(
+        model, lambda g: generate_multimodal(world, spec, BATCH, g)))
+    return cases
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -221,8 +258,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per shape")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per shape")
+    parser.add_argument("--with-ours", action="store_true",
+                        help="also time our step at the same shapes in the same rounds and "
+                             "report our speedup per round (robust to host noise)")
     args = parser.parse_args(argv)
-    result = run(args.repo.resolve(), args.steps, args.repeats, args.warmup)
+    result = run(args.repo.resolve(), args.steps, args.repeats, args.warmup, args.with_ours)
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +274,10 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['anchor_issue5_steps_per_s']:.0f}); step {r['step_ms']:.1f} ms = data "
               f"{r['data_ms']:.1f} + train {r['train_ms']:.1f}; params {r['params']}",
               file=sys.stderr)
+    for name, r in result.get("ours_interleaved", {}).items():
+        print(f"ours {name}: {r['steps_per_s']:.1f} steps/s, speedup over the authors' "
+              f"{r['speedup_median']:.2f}x (per round: "
+              f"{', '.join(f'{x:.2f}' for x in r['speedup_per_round'])})", file=sys.stderr)
     print(f"load {result['meta']['host']['loadavg_start']} -> "
           f"{result['meta']['host']['loadavg_end']}", file=sys.stderr)
     return result

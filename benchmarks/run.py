@@ -144,33 +144,38 @@ def stage2_setup(seed: int = 0):
     return world, spec, cfg
 
 
-def train_loop_timing(model, sample, steps: int, repeats: int, warmup_steps: int) -> dict:
-    """The body of train.fit (sample, forward, cross-entropy, zero_grad, backward, Adam step),
-    timed end to end over `steps` steps per repeat; the data share is timed inside the loop."""
+def train_step(model, sample) -> Callable[[], float]:
+    """The body of train.fit (sample, forward, cross-entropy, zero_grad, backward, Adam step) as
+    a callable that runs one step and returns the seconds spent generating its data."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, TrainConfig(optimizer="adam"))
     gen = torch.Generator().manual_seed(0)
-    data_seconds = [0.0]
 
-    def step():
+    def step() -> float:
         t0 = time.perf_counter()
         batch = sample(gen)
-        data_seconds[0] += time.perf_counter() - t0
+        data_s = time.perf_counter() - t0
         loss = F.cross_entropy(forward(model, batch), batch.targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return data_s
 
+    return step
+
+
+def train_loop_timing(model, sample, steps: int, repeats: int, warmup_steps: int) -> dict:
+    """`train_step` timed end to end over `steps` steps per repeat; the data share is timed
+    inside the loop."""
+    step = train_step(model, sample)
     for _ in range(warmup_steps):
         step()
     totals, data = [], []
     for _ in range(repeats):
-        data_seconds[0] = 0.0
         started = time.perf_counter()
-        for _ in range(steps):
-            step()
+        data_s = sum(step() for _ in range(steps))
         totals.append((time.perf_counter() - started) / steps)
-        data.append(data_seconds[0] / steps)
+        data.append(data_s / steps)
     step_s, data_s = statistics.median(totals), statistics.median(data)
     return {"step_ms": step_s * 1e3, "steps_per_s": 1 / step_s, "data_ms": data_s * 1e3,
             "data_share": data_s / step_s}
