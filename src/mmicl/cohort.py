@@ -52,7 +52,7 @@ from tqdm import tqdm
 from mmicl import io, paths
 from mmicl.config import STACKED_BACKENDS, TrainConfig, resolve_backend  # noqa: F401
 from mmicl.evaluate import evaluate, mean_attention
-from mmicl.models.decoder import Decoder, DecoderConfig, rotate
+from mmicl.models.decoder import Decoder, DecoderConfig, rms_normalize, rotate
 from mmicl.train import (  # noqa: F401  (the member builders are part of this API)
     Member, Snapshots, code_version, fit_member, is_trained, make_optimizer, stage1_member,
     stage2_member,
@@ -200,9 +200,7 @@ class StackedModel:
         Block does for the solo decoder."""
         if not self.cfg.rms_norm:
             return x, None
-        xf = x.float()
-        y = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps)).type_as(x)
-        return y, self.params[name + ".weight"]
+        return rms_normalize(x, self.cfg.norm_eps), self.params[name + ".weight"]
 
     def _weights(self, layer: str, names: Sequence[str], rope: bool, scale=None):
         """Concatenated (M, n*dim, dim) weights of one fused projection. With rope, each of q and

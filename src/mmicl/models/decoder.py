@@ -32,8 +32,13 @@ class RMSNorm(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """x / sqrt(mean(x^2) + eps), without the weight (which `Block` folds into the next
         linear layer: (n * w) @ W^T = n @ (W * w)^T, two fewer passes over the activations)."""
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
+        return rms_normalize(x, self.eps)
+
+
+def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / sqrt(mean(x^2) + eps) over the last axis, computed in float32."""
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x)
 
 
 def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
