@@ -11,6 +11,7 @@ in-context classification task"; Su et al. (2021) RoPE; Press et al. (2022) ALiB
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
