@@ -234,7 +234,7 @@ def ours_cases() -> dict:
     from mmicl.data.sequences import generate_sequences
     from mmicl.models.decoder import Decoder
     from mmicl.models.multimodal import MultimodalDecoder
-    from mmicl.train import init_model
+    from mmicl.train.members import init_model
 
     cases = {}
     for name, (pe, D) in {"rope_D64": ("rope", 64), "ape_D63": ("ape", 63)}.items():

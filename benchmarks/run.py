@@ -31,16 +31,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mmicl.cohort import StackedBatch, StackedModel, stacked_loss
-from mmicl.config import TrainConfig
+from mmicl.analysis.evaluate import evaluate, forward
+from mmicl.analysis.indicators import (
+    copy_from_context_rate, head_scores, indicators_loop, model_indicators,
+)
+from mmicl.analysis.ours import DecoderAdapter
 from mmicl.data.multimodal import MultimodalSpec, generate_multimodal, make_multimodal_test_sets
 from mmicl.data.sequences import SequenceSpec, generate_sequences, make_test_sets
 from mmicl.data.worlds import make_multimodal_world, make_world
-from mmicl.evaluate import evaluate, forward
-from mmicl.indicators import Layout, copy_from_context_rate, head_scores, indicators_loop, model_indicators
 from mmicl.models.decoder import Decoder, DecoderConfig
 from mmicl.models.multimodal import MultimodalConfig, MultimodalDecoder
-from mmicl.train import init_model, make_optimizer
+from mmicl.specs import TrainConfig
+from mmicl.train.loop import Solo, make_optimizer
+from mmicl.train.loop import train_step as loop_step
+from mmicl.train.members import init_model
+from mmicl.train.stacking import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 STAGE1_SHAPES = {"rope_D64": ("rope", 64), "ape_D63": ("ape", 63)}
@@ -145,20 +150,18 @@ def stage2_setup(seed: int = 0):
 
 
 def train_step(model, sample) -> Callable[[], float]:
-    """The body of train.fit (sample, forward, cross-entropy, zero_grad, backward, Adam step) as
-    a callable that runs one step and returns the seconds spent generating its data."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, TrainConfig(optimizer="adam"))
+    """The training loop's own step (mmicl.train.loop.train_step: forward, cross-entropy,
+    zero_grad, backward, Adam) after drawing the batch, as a callable that runs one step and
+    returns the seconds spent generating its data."""
+    engine = Solo(model)
+    optimizer = make_optimizer(engine.trainable(), TrainConfig(optimizer="adam"))
     gen = torch.Generator().manual_seed(0)
 
     def step() -> float:
         t0 = time.perf_counter()
         batch = sample(gen)
         data_s = time.perf_counter() - t0
-        loss = F.cross_entropy(forward(model, batch), batch.targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loop_step(engine, optimizer, [batch])
         return data_s
 
     return step
@@ -245,11 +248,11 @@ def bench_data(cfg: dict) -> dict:
     }
 
 
-def _loop_indicators(model, batch, layout):
+def _loop_indicators(model, batch, kind):
     """The authors' approach: one forward with attention maps, then the per-sequence loop."""
     with torch.no_grad():
         logits, attn = forward(model, batch, return_attn=True)
-    scores = indicators_loop(attn, batch.seq_labels, layout)
+    scores = indicators_loop(attn, batch.seq_labels, kind)
     return scores, copy_from_context_rate(logits, batch.seq_labels)
 
 
@@ -261,23 +264,24 @@ def bench_indicators(cfg: dict) -> dict:
     mworld, mspec, mmcfg = stage2_setup()
     mmodel = init_model(lambda: MultimodalDecoder(mmcfg), 0, "cpu").eval()
     ic2 = make_multimodal_test_sets(mworld, mspec, cfg["set_size"], 1)["IC"]
-    cases = {"stage1_ape_D63": (model, ic1, Layout("unimodal", N)),
-             "stage2": (mmodel, ic2, Layout("multimodal", N))}
-    for name, (m, batch, layout) in cases.items():
-        vec = median_time(lambda m=m, b=batch, lay=layout: model_indicators(m, b, lay),
+    cases = {"stage1_ape_D63": (model, ic1, "unimodal"), "stage2": (mmodel, ic2, "multimodal")}
+    for name, (m, batch, kind) in cases.items():
+        adapter = DecoderAdapter(m)
+        vec = median_time(lambda a=adapter, b=batch: model_indicators(a, b),
                           cfg["repeats"], warmup=1)
-        loop = median_time(lambda m=m, b=batch, lay=layout: _loop_indicators(m, b, lay),
+        loop = median_time(lambda m=m, b=batch, k=kind: _loop_indicators(m, b, k),
                            cfg["loop_repeats"], warmup=0)
-        (s_vec, c_vec), (s_loop, c_loop) = (model_indicators(m, batch, layout),
-                                            _loop_indicators(m, batch, layout))
+        (s_vec, c_vec), (s_loop, c_loop) = (model_indicators(adapter, batch),
+                                            _loop_indicators(m, batch, kind))
         diff = max((s_vec[k] - s_loop[k]).abs().max().item() for k in s_vec)
         # the scores alone, from the same attention maps (no forward pass)
         with torch.no_grad():
             _, attn = forward(m, batch, return_attn=True)
-        scores_vec = median_time(lambda a=attn, b=batch, lay=layout: head_scores(a, b.seq_labels, lay),
+        positions = adapter.positions(batch)
+        scores_vec = median_time(lambda a=attn, b=batch, p=positions: head_scores(a, b.seq_labels, p),
                                  cfg["repeats"], warmup=1)
         scores_loop = median_time(
-            lambda a=attn, b=batch, lay=layout: indicators_loop(a, b.seq_labels, lay),
+            lambda a=attn, b=batch, k=kind: indicators_loop(a, b.seq_labels, k),
             cfg["loop_repeats"], warmup=0)
         out[name] = {"sequences": cfg["set_size"], "vectorised_ms": vec * 1e3,
                      "loop_ms": loop * 1e3, "speedup": loop / vec,
@@ -316,28 +320,24 @@ def bench_stage2(cfg: dict, peak1: float, indicators: dict) -> dict:
     }
 
 
-def cohort_step_time(pe: str, D: int, size: int, steps: int, repeats: int,
-                     backend: str = "bmm") -> dict:
-    """One fit_cohort training step (every member's data, stacked forward, backward, Adam)."""
+def cohort_step_time(pe: str, D: int, size: int, steps: int, repeats: int) -> dict:
+    """One step of a stacked cohort in the training loop (every member's data, the vmap
+    forward, backward, Adam): mmicl.train.loop.train_step over a Stack."""
     world, seq, mcfg = stage1_setup(pe, D)
     models = [init_model(lambda: Decoder(mcfg), i, "cpu") for i in range(size)]
-    stack = StackedModel(models, backend=backend)
+    stack = Stack(models)
     optimizer = make_optimizer(stack.trainable(), TrainConfig(optimizer="adam"))
     gens = [torch.Generator().manual_seed(i) for i in range(size)]
 
     def step():
-        batch = StackedBatch.stack([generate_sequences(world, seq, BATCH, g) for g in gens])
-        loss, _ = stacked_loss(stack(batch), batch.targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loop_step(stack, optimizer, [generate_sequences(world, seq, BATCH, g) for g in gens])
 
     seconds = median_time(step, repeats, warmup=2, inner=steps)
     return {"step_ms": seconds * 1e3, "run_steps_per_s": size / seconds}
 
 
 def bench_cohorts(cfg: dict, peaks: dict, stage1: dict) -> dict:
-    out = {"backend": cfg["backend"], "sizes": cfg["cohort_sizes"], "thread_counts": {}}
+    out = {"backend": "vmap", "sizes": cfg["cohort_sizes"], "thread_counts": {}}
     for label, n_threads in cfg["cohort_threads"].items():
         rows = {}
         with threads(n_threads):
@@ -347,7 +347,7 @@ def bench_cohorts(cfg: dict, peaks: dict, stage1: dict) -> dict:
                 rows[name] = {}
                 for size in cfg["cohort_sizes"]:
                     steps = max(1, cfg["cohort_steps"] // size)
-                    res = cohort_step_time(pe, D, size, steps, cfg["repeats"], cfg["backend"])
+                    res = cohort_step_time(pe, D, size, steps, cfg["repeats"])
                     gflops = flop * res["run_steps_per_s"] / 1e9
                     rows[name][str(size)] = {
                         **res, "gflops": gflops,
@@ -513,8 +513,6 @@ def main(argv: list[str] | None = None) -> dict:
                         help="override: sequences per evaluation / indicator set (default 1000)")
     parser.add_argument("--cohort-sizes", type=lambda s: [int(x) for x in s.split(",")],
                         help="override: comma-separated cohort sizes")
-    parser.add_argument("--backend", default="bmm", choices=("bmm", "vmap"),
-                        help="cohort implementation")
     parser.add_argument("--authors", type=Path,
                         help="JSON of `python -m benchmarks.authors` measured on this host: "
                              "report our speeds against it as well as against issue 5's anchors")
@@ -528,7 +526,7 @@ def main(argv: list[str] | None = None) -> dict:
         except (OSError, ValueError, AttributeError) as exc:
             parser.error(f"--authors {args.authors}: not a benchmarks.authors result ({exc})")
     preset = "quick" if args.quick else "full"
-    cfg = dict(PRESETS[preset], preset=preset, threads=args.threads, backend=args.backend,
+    cfg = dict(PRESETS[preset], preset=preset, threads=args.threads,
                all_threads=os.cpu_count() or 1)
     for key in ("repeats", "steps", "set_size", "cohort_sizes"):
         if getattr(args, key) is not None:

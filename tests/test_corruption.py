@@ -6,7 +6,7 @@ import torch
 
 from mmicl import io
 from mmicl.cli import main
-from mmicl.train import Snapshots
+from mmicl.train.outputs import Snapshots
 
 
 def truncate(path, keep=0.5):
@@ -23,9 +23,10 @@ def test_truncated_parquet_is_named(tmp_path):
 
 
 def test_collect_refuses_a_corrupt_run_table(tmp_path):
+    from helpers import stage1, tier
+
     run = tmp_path / "run"
-    io.write_json({"meta": {"run": "r", "seed": 0, "params": {"D": 8, "pe": "ape"}}},
-                  run / "config.json")
+    io.write_json({"spec": stage1(tier("smoke")).to_dict()}, run / "config.json")
     path = run / "final.parquet"
     io.write_parquet(pd.DataFrame({"accuracy": [0.5]}), path)
     path.write_bytes(b"PAR1 garbage")
@@ -60,3 +61,14 @@ def test_truncated_test_sets_are_named(tmp_path):
     truncate(path)
     with pytest.raises(ValueError, match="testsets.pt"):
         load_batches(path)
+
+
+def test_unreadable_run_config_is_named(tmp_path):
+    from mmicl.analysis.runs import read_spec
+
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json: not a readable JSON file"):
+        read_spec(tmp_path)
+    io.write_json({"spec": {"stage": 1}}, tmp_path / "config.json")
+    with pytest.raises(ValueError, match="config.json: missing key 'seed'"):
+        read_spec(tmp_path)

@@ -5,7 +5,7 @@ import torch
 
 from mmicl.data.sequences import SequenceSpec, make_test_sets
 from mmicl.data.worlds import make_world
-from mmicl.evaluate import evaluate, mean_attention
+from mmicl.analysis.evaluate import evaluate, mean_attention
 from mmicl.models.decoder import Decoder, DecoderConfig
 
 L = 32

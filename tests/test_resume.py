@@ -14,37 +14,26 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import inputs, stage1, tier
 from mmicl import io, paths
-from mmicl.data.worlds import make_world, save_world
-from mmicl.train import Snapshots
+from mmicl.train.cohort import Entry
+from mmicl.train.outputs import Snapshots
 
 ROOT = Path(__file__).resolve().parents[1]
-
-SPEC = {
-    "tier": "test", "run": "resume-test", "seed": 3,
-    "params": {
-        "K": 64, "L": 32, "D": 16, "N": 8, "B": 4, "p_bursty": 1.0, "p_novel": 0.0, "eps": 0.1,
-        "alpha": 0.0, "no_repeats": False, "pe": "ape", "rope_impl": "reference",
-        "rope_theta": 10000, "n_layers": 2, "n_heads": 1, "rms_norm": True,
-        "mlp_variant": "reference",
-    },
-    "train": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6, "momentum": 0.0,
-              "batch_size": 16, "iterations": 400, "eval_every": 20, "checkpoint_every": 40},
-    "eval": {"test_set_size": 32, "attention_sequences": 8},
-    "device": "cpu",
-}
+TRAIN = {"batch_size": 16, "iterations": 400, "eval_every": 20, "checkpoint_every": 40,
+         "snapshot_every": 100}
 
 
-def _train_cmd(world, out_dir):
-    return [sys.executable, "-m", "mmicl.cli", "train-stage1", "--spec", json.dumps(SPEC),
-            "--world", str(world), "--out-dir", str(out_dir), "--threads", "1", "--no-progress"]
+def _entry(tmp_path, out_dir, **train):
+    t = tier("smoke", results=tmp_path / "results", stage1={"K": 64, "pe": "ape"},
+             train={**TRAIN, **train}, eval={"test_set_size": 32, "attention_sequences": 8})
+    spec = stage1(t, 3)
+    return Entry(spec, str(out_dir), inputs(t, spec)).to_dict()
 
 
-@pytest.fixture
-def world_file(tmp_path):
-    path = tmp_path / "world.parquet"
-    save_world(make_world(SPEC["seed"], 64, 32, 16), path)
-    return path
+def _train_cmd(entry):
+    return [sys.executable, "-m", "mmicl.cli", "train", "--members", json.dumps([entry]),
+            "--threads", "1", "--no-progress"]
 
 
 def _wait_for_checkpoint(path: Path, proc, min_step: int, timeout=120):
@@ -63,22 +52,22 @@ def _wait_for_checkpoint(path: Path, proc, min_step: int, timeout=120):
 
 
 @pytest.mark.slow
-def test_sigkill_and_rerun_equals_uninterrupted(tmp_path, world_file):
+def test_sigkill_and_rerun_equals_uninterrupted(tmp_path):
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(_train_cmd(world_file, reference_dir), check=True, env=env)
+    subprocess.run(_train_cmd(_entry(tmp_path, reference_dir)), check=True, env=env)
 
-    proc = subprocess.Popen(_train_cmd(world_file, killed_dir), env=env)
+    proc = subprocess.Popen(_train_cmd(_entry(tmp_path, killed_dir)), env=env)
     _wait_for_checkpoint(paths.resume_checkpoint(killed_dir), proc, min_step=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed_dir / "model.pt").exists()  # nothing that looks complete
     resumed_from = io.load_torch(paths.resume_checkpoint(killed_dir))["step"]
-    assert 0 < resumed_from < SPEC["train"]["iterations"]
+    assert 0 < resumed_from < TRAIN["iterations"]
 
-    rerun = subprocess.run(_train_cmd(world_file, killed_dir), check=True, env=env,
+    rerun = subprocess.run(_train_cmd(_entry(tmp_path, killed_dir)), check=True, env=env,
                            capture_output=True, text=True)
-    assert f"resuming {killed_dir} from step {resumed_from}" in rerun.stderr
+    assert f"from step {resumed_from} ({paths.resume_checkpoint(killed_dir)})" in rerun.stderr
 
     a = io.load_torch(reference_dir / "model.pt")
     b = io.load_torch(killed_dir / "model.pt")
@@ -97,16 +86,14 @@ def test_sigkill_and_rerun_equals_uninterrupted(tmp_path, world_file):
     assert not paths.resume_checkpoint(killed_dir).exists()
 
 
-def test_resume_checkpoint_of_another_config_is_ignored(tmp_path, world_file):
+def test_resume_checkpoint_of_another_config_is_ignored(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     io.save_torch({"fingerprint": "something-else", "step": 5}, paths.resume_checkpoint(out))
-    spec = json.loads(json.dumps(SPEC))
-    spec["train"].update(iterations=20, eval_every=10, checkpoint_every=10)
-    cmd = _train_cmd(world_file, out)
-    cmd[cmd.index("--spec") + 1] = json.dumps(spec)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    assert "belongs to a different configuration" in proc.stderr
+    entry = _entry(tmp_path, out, iterations=20, eval_every=10, checkpoint_every=10,
+                   snapshot_every=10)
+    proc = subprocess.run(_train_cmd(entry), capture_output=True, text=True, check=True)
+    assert "belongs to another configuration" in proc.stderr
     curve = pd.read_parquet(out / "curve.parquet")
     assert curve.iteration.min() == 0 and curve.iteration.max() == 20
 
@@ -124,19 +111,20 @@ def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_p
     survives, and the rerun resumes from resume.pt instead of starting over."""
     import yaml
 
-    from mmicl import config as mcfg
+    from helpers import base_config
+    from mmicl import plan
 
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = base_config()
     cfg["tier"] = "smoke"
     cfg["tiers"]["smoke"]["train"].update(iterations=600, eval_every=50, checkpoint_every=50)
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    tier = mcfg.tier_config(cfg)
-    run = mcfg.run_id(tier["stage1"], tier["stage1"])
-    cohort = next(c for c in mcfg.stage1_cohorts(tier) if (run, 0) in c.members)
-    assert cohort.members[0] == (run, 0)  # trained first: the kill hits it mid-training
-    run_dir = tmp_path / paths.stage1_dir("results", "smoke", run, 0)
-    target = paths.stage1_file("results", "smoke", run, 0, "model.pt")
+    t = plan.tier_config(cfg)
+    spec = stage1(t, 0)
+    cohort = next(c for c in plan.plan_cohorts(t) if spec.key in {m.key for m in c.members})
+    assert cohort.members[0].key == spec.key  # trained first: the kill hits it mid-training
+    run, run_dir = spec.run, tmp_path / paths.run_dir("results", spec)
+    target = paths.run_file("results", spec, "model.pt")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(tmp_path), "--configfile", str(cfg_path), "--cores", "1", target]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

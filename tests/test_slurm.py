@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from mmicl import config as mcfg
+from mmicl import plan
 from mmicl import io, paths
 from mmicl.figures import FIGURES
 
@@ -162,11 +162,12 @@ def test_smoke_tier_end_to_end_on_slurm(cluster, tmp_path):
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     kept = {p.stem for p in slurm_logs.rglob("*.log")}
     assert ids and ids <= kept, sorted(ids - kept)[:5]
-    tier = mcfg.tier_config({**yaml.safe_load(configfile.read_text()), "tier": "smoke"})
+    tier = plan.tier_config({**yaml.safe_load(configfile.read_text()), "tier": "smoke"})
     models = list((results / "smoke" / "stage1").glob("*/seed=*/model.pt"))
-    assert len(models) == len(mcfg.all_runs(tier))
+    assert len(models) == sum(s.stage == 1 for s in plan.all_runs(tier))
     cohort_logs = list(slurm_logs.glob("rule_train_stage1_*/**/*.log"))
-    assert len(cohort_logs) == len(mcfg.stage1_cohorts(tier)) < len(models)
+    stage1_cohorts = [c for c in plan.plan_cohorts(tier) if c.stage == 1]
+    assert len(cohort_logs) == len(stage1_cohorts) < len(models)
     for path in cohort_logs:
         text = path.read_text()
         assert "rule train_stage1_" in text and "Finished jobid" in text, path
@@ -182,14 +183,14 @@ def preempt_reference(tmp_path_factory):
     _need_cluster()
     tmp = tmp_path_factory.mktemp("reference")
     cfg, configfile = _smoke_config(tmp, **PREEMPT_TRAIN)
-    tier = mcfg.tier_config(cfg)
-    run = mcfg.run_id(tier["stage1"], tier["stage1"])
-    target = paths.stage1_file("results", "smoke", run, 0, "model.pt")
+    tier = plan.tier_config(cfg)
+    spec = plan.stage1_spec(tier, tier["stage1"], 0)
+    target = paths.run_file("results", spec, "model.pt")
     log = tmp / "snakemake.out"
     rc = _run(_snakemake_cmd(tmp, configfile, "--cores", "1", target, seconds=300,
                              profile=False), log, 300)
     assert rc == 0, _tail(log)
-    return run, target, tmp / paths.stage1_dir("results", "smoke", run, 0)
+    return spec, target, tmp / paths.run_dir("results", spec)
 
 
 def _train_ids(log: Path):
@@ -222,12 +223,12 @@ def test_training_cancelled_by_slurm_resumes_bit_identical(cluster, preempt_refe
     rerun: with --retries 0 Snakemake gives up, and a rerun (--rerun-incomplete) resumes the job.
     retry: the profile's retries resubmit it within the same Snakemake run, and it resumes.
     Either way the result equals the uninterrupted local run bit for bit."""
-    run, target, reference_dir = preempt_reference
+    spec, target, reference_dir = preempt_reference
     cfg, configfile = _smoke_config(tmp_path, **PREEMPT_TRAIN)
-    cohort = next(c for c in mcfg.stage1_cohorts(mcfg.tier_config(cfg))
-                  if (run, 0) in c.members)
-    assert cohort.members[0] == (run, 0)  # trained first: the cancel hits it mid-training
-    run_dir = tmp_path / paths.stage1_dir("results", "smoke", run, 0)
+    cohort = next(c for c in plan.plan_cohorts(plan.tier_config(cfg))
+                  if spec.key in {m.key for m in c.members})
+    assert cohort.members[0].key == spec.key  # trained first: the cancel hits it mid-training
+    run_dir = tmp_path / paths.run_dir("results", spec)
     resume = paths.resume_checkpoint(run_dir)
     log = tmp_path / "snakemake.out"
     seconds = 240

@@ -5,26 +5,20 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import stage1, tier, train
 from mmicl import io
-from mmicl.config import TrainConfig
-from mmicl.data.sequences import SequenceSpec
-from mmicl.data.worlds import make_world
-from mmicl.indicators import Layout, model_indicators, snapshot_indicators
-from mmicl.models.decoder import DecoderConfig
-from mmicl.runs import load_run
-from mmicl.train import Snapshots, train_run
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
+from mmicl.analysis.indicators import model_indicators, snapshot_indicators
+from mmicl.analysis.runs import load_run
+from mmicl.specs import TrainConfig
+from mmicl.train.outputs import Snapshots
 
 
 def test_snapshot_schedule_by_hand():
     cfg = TrainConfig(iterations=100, eval_every=10, checkpoint_every=50, snapshot_every=30,
                       snapshot_dense_every=10, snapshot_dense_until=25)
     assert cfg.snapshot_iterations() == [0, 10, 20, 30, 60, 90, 100]
-    assert TrainConfig(iterations=7, snapshot_every=5).snapshot_iterations() == [0, 5, 7]
+    assert TrainConfig(iterations=7, snapshot_every=5, eval_every=7,
+                       checkpoint_every=7).snapshot_iterations() == [0, 5, 7]
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -74,18 +68,19 @@ def test_bad_snapshot_file_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    params = {"K": 64, "L": 32, "D": 16, "N": 8, "B": 4, "p_bursty": 1.0, "p_novel": 0.0,
-              "eps": 0.1, "alpha": 0.0, "no_repeats": False, "pe": "rope",
-              "rope_impl": "reference", "rope_theta": 10000, "n_layers": 2, "n_heads": 2,
-              "rms_norm": True, "mlp_variant": "reference"}
-    train_run(make_world(0, 64, 32, 16), SequenceSpec(B=4, eps=0.1),
-              DecoderConfig(content_dim=16, n_labels=32, pe="rope", n_heads=2),
-              TrainConfig(batch_size=16, iterations=30, eval_every=10, checkpoint_every=10,
-                          snapshot_every=10, snapshot_dense_every=5, snapshot_dense_until=10),
-              out, seed=0, test_set_size=40, attention_sequences=4, progress=False,
-              meta={"run": "t", "seed": 0, "params": params})
+    t = tier("smoke", results=tmp_path_factory.mktemp("run"),
+             stage1={"K": 64, "pe": "rope", "n_heads": 2},
+             train={"batch_size": 16, "iterations": 30, "eval_every": 10, "checkpoint_every": 10,
+                    "snapshot_every": 10, "snapshot_dense_every": 5, "snapshot_dense_until": 10},
+             eval={"test_set_size": 40, "attention_sequences": 4})
+    out, _ = train(t, stage1(t))
     return out
+
+
+def _accuracy(run):
+    curve = run.curve()
+    evals = curve[curve.split != "train"]
+    return {int(it): dict(zip(g.split, g.accuracy)) for it, g in evals.groupby("iteration")}
 
 
 def test_final_snapshot_is_the_saved_model(trained):
@@ -99,21 +94,27 @@ def test_final_snapshot_is_the_saved_model(trained):
 
 def test_indicator_table_from_snapshots(trained):
     run = load_run(trained)
-    assert run.family == "unimodal" and run.layout == Layout("unimodal", 8)
+    assert run.family == "unimodal"
     snaps = Snapshots.load(trained / "snapshots.pt")
-    table = snapshot_indicators(run.model, ((it, snaps.state(it)) for it in snaps.iterations),
-                                run.test_sets, run.layout, run.modulus)
+    table = snapshot_indicators(run.adapter, ((it, snaps.state(it)) for it in snaps.iterations),
+                                run.test_sets["IC"], _accuracy(run))
     assert sorted(table.iteration.unique()) == snaps.iterations
     # 2 layers x 2 heads x 7 unimodal head scores + CLA per snapshot
     assert (table.groupby("iteration").size() == 2 * 2 * 7 + 1).all()
-    # accuracy columns at the last snapshot equal the run's own final evaluation
+    # accuracy columns at each snapshot are the loop's evaluation of those very weights
+    from mmicl.analysis.evaluate import evaluate
+
     final = pd.read_parquet(trained / "final.parquet").set_index("split").accuracy
     last = table[table.iteration == 30].iloc[0]
     for split in ("IC", "IW", "Test", "IC2"):
-        assert last[f"acc_{split}"] == pytest.approx(final[split], abs=1e-9)
+        assert last[f"acc_{split}"] == final[split]
+    run.model.load_state_dict(snaps.state(5))
+    at5 = evaluate(run.model, run.test_sets, run.modulus)
+    row5 = table[table.iteration == 5].iloc[0]
+    assert all(row5[f"acc_{s}"] == at5[s]["accuracy"] for s in at5)
     # indicator values at the last snapshot equal those of model.pt
     fresh = load_run(trained)
-    scores, cla = model_indicators(fresh.model, fresh.test_sets["IC"], fresh.layout)
+    scores, cla = model_indicators(fresh.adapter, fresh.test_sets["IC"])
     got = table[(table.iteration == 30) & (table.indicator == "induction_strength")]
     want = scores["induction_strength"]
     for row in got.itertuples():

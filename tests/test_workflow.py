@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mmicl import config as mcfg
-from mmicl import io, paths
+from mmicl import io, paths, plan
 from mmicl.figures import FIGURES, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,18 @@ def snakemake(*args, workdir=None, timeout=600, check=True, configfile=ROOT / "c
 def resolved_tier(tier):
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["tier"] = tier
-    return mcfg.tier_config(cfg)
+    return plan.tier_config(cfg)
+
+
+def trained_models(dry_run_stdout: str) -> set[str]:
+    """The model.pt outputs of the training jobs of a `snakemake -n` plan."""
+    models, rule = set(), None
+    for line in dry_run_stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("output:") and rule and rule.startswith("train_stage"):
+            models |= set(re.findall(r"results/[^,\s]+/model\.pt", line))
+    return models
 
 
 def job_counts(dry_run_stdout: str) -> dict[str, int]:
@@ -58,29 +68,26 @@ def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
     out = snakemake("-n", "--quiet", "rules", workdir=tmp_path).stdout
     tier = resolved_tier("laptop")
     counts = job_counts(out)
-    cohorts1, cohorts2 = mcfg.stage1_cohorts(tier), mcfg.stage2_cohorts(tier)
-    assert counts["train_stage1"] == len(cohorts1) == counts["indicators_stage1"]
-    assert counts["train_stage2"] == len(cohorts2) == counts["indicators_stage2"]
-    assert counts["figure"] == len(FIGURES)
-    # every run in exactly one cohort, at most `size` per cohort, one model shape per cohort
-    assert sorted(m for c in cohorts1 for m in c.members) == sorted(mcfg.all_runs(tier))
-    assert sorted(m for c in cohorts2 for m in c.members) == sorted(mcfg.all_stage2_runs(tier))
-    assert max(len(c.members) for c in cohorts1 + cohorts2) == tier["cohorts"]["size"]
-    for c in cohorts1:
-        shapes = {mcfg.stage1_specs(mcfg.parse_run_id(run, tier["stage1"]))[2] for run, _ in
-                  c.members}
-        assert len(shapes) == 1, c.name
+    cohorts = plan.plan_cohorts(tier)
+    for stage in (1, 2):
+        n = sum(c.stage == stage for c in cohorts)
+        assert counts[f"train_stage{stage}"] == n == counts[f"indicators_stage{stage}"]
+    assert sum(v for k, v in counts.items() if k.startswith("figure_")) == len(FIGURES)
     full = snakemake("-n", workdir=tmp_path).stdout
     for name in FIGURES:
         assert f"results/figures/{name}.pdf" in full
     # each run's model is the output of exactly one training job
-    models, rule = [], None
-    for line in full.splitlines():
-        if line.startswith("rule "):
-            rule = line.split()[1]
-        elif line.strip().startswith("output:") and rule.startswith("train_stage1_"):
-            models += re.findall(r"results/laptop/stage1/[^,\s]+/model\.pt", line)
-    assert len(models) == len(set(models)) == len(mcfg.all_runs(tier))
+    models = trained_models(full)
+    assert models == {paths.run_file("results", s, "model.pt") for s in plan.all_runs(tier)}
+
+
+@pytest.mark.parametrize("figure", ["table2", "fig2c", "fig5"])
+def test_building_one_figure_trains_exactly_its_runs(tmp_path, figure):
+    """Targeted rebuilds stay targeted: the dry-run plan of one figure trains its runs and the
+    Stage-1 runs they start from, nothing that only other figures need."""
+    out = snakemake("-n", f"results/figures/{figure}.pdf", workdir=tmp_path).stdout
+    needed = plan.needed_runs(resolved_tier("laptop"), figure)
+    assert trained_models(out) == {paths.run_file("results", s, "model.pt") for s in needed}
 
 
 def test_lint_is_clean():
@@ -112,6 +119,8 @@ def test_slurm_profile_dry_run_resolves(tmp_path):
     (lambda c: c["defaults"]["stage2"].update(L2=64), "L2=64 exceeds L1=32"),
     (lambda c: c["defaults"]["figures"]["fig5"].update(grid={"stage1.depth": [2]}),
      "'stage1.depth' is neither a Stage-2 parameter"),
+    (lambda c: c["defaults"]["interventions"].update(knockout=["half"]),
+     "interventions.knockout.0: 'half' is not allowed"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -138,10 +147,11 @@ def test_smoke_tier_builds_every_figure(tmp_path):
         for ext in ("pdf", "png"):
             path = results / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 1000, path
+    runs = plan.all_runs(tier)
     models = list((results / "smoke" / "stage1").glob("*/seed=*/model.pt"))
-    assert len(models) == len(mcfg.all_runs(tier))
+    assert len(models) == sum(s.stage == 1 for s in runs)
     stage2 = list((results / "smoke" / "stage2").glob("*/*/seed=*/model.pt"))
-    assert len(stage2) == len(mcfg.all_stage2_runs(tier))
+    assert len(stage2) == sum(s.stage == 2 for s in runs)
     for name in TABLES:
         assert (results / "figures" / f"{name}.csv").stat().st_size > 50
     assert "| full model |" in (results / "figures" / "table2.md").read_text()
@@ -162,10 +172,11 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "fig6.png" in html and "findings.md" in html
     # every job left its log and benchmark: one per cohort of runs
+    cohorts = plan.plan_cohorts(tier)
     assert len(list((results / "smoke" / "benchmarks" / "stage1").rglob("*.tsv"))) == \
-        len(mcfg.stage1_cohorts(tier)) < len(models)
+        sum(c.stage == 1 for c in cohorts) < len(models)
     assert len(list((results / "smoke" / "benchmarks" / "stage2").rglob("*.tsv"))) == \
-        len(mcfg.stage2_cohorts(tier)) < len(stage2)
+        sum(c.stage == 2 for c in cohorts) < len(stage2)
     table = pd.read_parquet(results / "smoke" / "tables" / "fig2c.parquet")
     assert set(table["split"]) == {"train", "Test", "IC", "IC2", "IW"}
     assert table["accuracy"].between(0, 1).all()
@@ -192,10 +203,10 @@ def test_smoke_tier_builds_every_figure(tmp_path):
 
     # a cohort job that runs again keeps its up-to-date members. (1) One member lost a file
     # another job needs: its cohort reruns and retrains that member alone, to the same weights.
-    fig2c_runs = set(mcfg.figure_runs(tier, "fig2c"))
-    cohort = next(c for c in mcfg.stage1_cohorts(tier)
-                  if len(c.members) > 2 and fig2c_runs.issuperset(c.members))
-    dirs = [again / paths.stage1_dir("results", "smoke", *m) for m in cohort.members]
+    fig2c_runs = {s.key for s in plan.figure_runs(tier, "fig2c")}
+    cohort = next(c for c in plan.plan_cohorts(tier)
+                  if len(c.members) > 2 and fig2c_runs.issuperset(m.key for m in c.members))
+    dirs = [again / paths.run_dir("results", m) for m in cohort.members]
     kept = {d: io.load_torch(d / "model.pt") for d in dirs}
 
     def unchanged(d):
@@ -216,10 +227,10 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["tiers"]["smoke"]["cohorts"] = {"size": 2}
     (again / "config2.yaml").write_text(yaml.safe_dump(cfg))
-    trained = {m for m in mcfg.all_runs(tier)
-               if (again / paths.stage1_file("results", "smoke", *m, "model.pt")).exists()}
-    resized = [c for c in mcfg.stage1_cohorts(mcfg.tier_config({**cfg, "tier": "smoke"}))
-               if fig2c_runs.intersection(c.members)]
+    trained = {m.key for m in plan.all_runs(tier)
+               if (again / paths.run_file("results", m, "model.pt")).exists()}
+    resized = [c for c in plan.plan_cohorts(plan.tier_config({**cfg, "tier": "smoke"}))
+               if fig2c_runs.intersection(m.key for m in c.members)]
     log_dir = again / "results" / "smoke" / "logs" / "stage1" / "cohorts"
     shutil.rmtree(log_dir)
     snakemake("--cores", "2", targets[0], "--config", "tier=smoke", workdir=again, timeout=900,
@@ -229,7 +240,7 @@ def test_smoke_tier_builds_every_figure(tmp_path):
         log = log_dir / f"{c.name}.log"
         if not log.exists():
             continue
-        new = sum(m not in trained for m in c.members)
+        new = sum(m.key not in trained for m in c.members)
         reused += len(c.members) - new
         assert (f"cohort of {len(c.members)}: {new} trained, {len(c.members) - new} already up "
                 f"to date") in log.read_text()
@@ -242,12 +253,14 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     pd.testing.assert_frame_equal(rows(pd.read_parquet(table)), rows(reference), check_exact=True)
 
 
-def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed(tmp_path):
-    """In the default DAG each Stage-1 checkpoint is trained once; each two-stage run reads the
-    checkpoint of its own seed, early-fusion runs read none."""
+def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed():
+    """Each two-stage run reads the checkpoint of its own seed, trained once by the tier;
+    early-fusion runs read none."""
     tier = resolved_tier("laptop")
-    for s1, s2, seed in mcfg.all_stage2_runs(tier):
-        early = mcfg.parse_run_id(s2, tier["stage2"])["early_fusion"]
-        assert early or (s1, seed) in mcfg.all_runs(tier)
-    out = snakemake("-n", "--forceall", "--quiet", "rules", workdir=tmp_path).stdout
-    assert job_counts(out)["train_stage1"] == len(mcfg.stage1_cohorts(tier))
+    keys = {s.key for s in plan.all_runs(tier)}
+    for spec in plan.all_runs(tier):
+        parent = plan.parent(tier, spec)
+        if spec.stage == 2 and not spec.early_fusion:
+            assert parent.key in keys and parent.seed == spec.seed
+        else:
+            assert parent is None

@@ -57,3 +57,12 @@ def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> An
         raise
     except Exception as exc:
         raise ValueError(f"{path}: not a readable PyTorch file ({exc})") from exc
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from None

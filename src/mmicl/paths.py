@@ -4,41 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RUN_FILES = (
-    "model.pt", "snapshots.pt", "testsets.pt", "curve.parquet", "final.parquet", "attention.parquet", "config.json",
-)
-
-
-def world(results: str, seed: int | str, K, L, D) -> str:
-    """Worlds depend only on (seed, K, L, D) and are shared by every tier and run."""
-    return f"{results}/worlds/seed={seed}_K={K}_L={L}_D={D}.parquet"
-
-
-def multimodal_world(results: str, seed, K1, L1, D1, K2, L2, D2) -> str:
-    """M1 part identical to world(seed, K1, L1, D1) by construction (checked when training)."""
-    return (f"{results}/worlds/multimodal/seed={seed}_K1={K1}_L1={L1}_D1={D1}"
-            f"_K2={K2}_L2={L2}_D2={D2}.parquet")
-
-
-def stage2_dir(results: str, tier: str, stage1_run: str, run: str, seed: int | str) -> str:
-    """A Stage-2 run sits under the Stage-1 run it starts from (or whose architecture it uses)."""
-    return f"{results}/{tier}/stage2/{stage1_run}/{run}/seed={seed}"
-
-
-def stage2_file(results: str, tier: str, stage1_run: str, run: str, seed, name: str) -> str:
-    return f"{stage2_dir(results, tier, stage1_run, run, seed)}/{name}"
-
-
+RUN_FILES = ("model.pt", "snapshots.pt", "testsets.pt", "curve.parquet", "final.parquet",
+             "attention.parquet", "config.json")
 ANALYSIS_FILES = ("interventions.parquet", "alignment.parquet")
 INDICATORS_FILE = "indicators.parquet"
 
 
-def stage1_dir(results: str, tier: str, run: str, seed: int | str) -> str:
-    return f"{results}/{tier}/stage1/{run}/seed={seed}"
+def world(results: str, key) -> str:
+    """A world (mmicl.specs.WorldKey), shared by every tier and run. The M1 half of a
+    multimodal world is the unimodal world of the same seed and M1 shape (checked)."""
+    if key.multimodal:
+        return (f"{results}/worlds/multimodal/seed={key.seed}_K1={key.K1}_L1={key.L1}"
+                f"_D1={key.D1}_K2={key.K2}_L2={key.L2}_D2={key.D2}.parquet")
+    return f"{results}/worlds/seed={key.seed}_K={key.K1}_L={key.L1}_D={key.D1}.parquet"
 
 
-def stage1_file(results: str, tier: str, run: str, seed: int | str, name: str) -> str:
-    return f"{stage1_dir(results, tier, run, seed)}/{name}"
+def run_dir(results: str, spec) -> str:
+    """A run's folder (mmicl.specs.RunSpec). A Stage-2 run sits under the Stage-1 run it
+    starts from (or whose architecture it trains from scratch)."""
+    if spec.stage == 1:
+        return f"{results}/{spec.tier}/stage1/{spec.run}/seed={spec.seed}"
+    return f"{results}/{spec.tier}/stage2/{spec.stage1_run}/{spec.run}/seed={spec.seed}"
+
+
+def stage2_dir_pattern(results: str, tier: str) -> str:
+    """A Stage-2 run folder with Snakemake wildcards {stage1_run}, {run} and {seed}."""
+    return f"{results}/{tier}/stage2/{{stage1_run}}/{{run}}/seed={{seed}}"
+
+
+def run_file(results: str, spec, name: str) -> str:
+    return f"{run_dir(results, spec)}/{name}"
 
 
 def resume_checkpoint(run_dir: str | Path) -> Path:
@@ -46,9 +41,9 @@ def resume_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / "resume.pt"
 
 
-def cohort_checkpoint(results: str, tier: str, stage: str, name: str) -> str:
-    """Resume state of a stacked (bmm/vmap) cohort job; sequential cohorts resume per member."""
-    return f"{results}/{tier}/{stage}/cohorts/{name}.resume.pt"
+def cohort_checkpoint(results: str, tier: str, stage: int, name: str) -> str:
+    """Resume state of a stacked cohort job; sequential cohorts resume per member."""
+    return f"{results}/{tier}/stage{stage}/cohorts/{name}.resume.pt"
 
 
 def table(results: str, tier: str, name: str) -> str:

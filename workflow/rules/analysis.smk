@@ -1,56 +1,80 @@
-# Circuit indicators through training (per run, from its weight snapshots), the tables of every
-# run's indicators per family, and the correlation / random-forest regression (Table 1).
+# Per-run analyses (circuit indicators from weight snapshots; Stage-2 interventions and
+# alignment), the tables of every run's indicators per family, and the regression (Table 1).
 
 
 localrules:
     collect_indicators,
 
 
-# One indicator job per training cohort (same members): one process start for the whole cohort.
-# Each member is a function name -> path of that file in the member's run folder.
-INDICATOR_JOBS = [
-    ("stage1", c.name, [partial(paths.stage1_file, RESULTS, TIER_NAME, *m) for m in c.members])
-    for c in STAGE1_COHORTS
-] + [
-    ("stage2", c.name, [partial(paths.stage2_file, RESULTS, TIER_NAME, *m) for m in c.members])
-    for c in STAGE2_COHORTS
-]
-
-for stage, name, members in INDICATOR_JOBS:
+# One indicator job per training cohort (same members): one process start for the cohort.
+for cohort in COHORTS:
 
     rule:
         name:
-            f"indicators_{stage}_{name}"
+            f"indicators_stage{cohort.stage}_{cohort.name}"
         input:
-            snapshots=[file("snapshots.pt") for file in members],
-            testsets=[file("testsets.pt") for file in members],
-            config=[file("config.json") for file in members],
+            snapshots=[run_file(m, "snapshots.pt") for m in cohort.members],
+            rest=[run_file(m, name) for m in cohort.members
+                  for name in ("testsets.pt", "curve.parquet", "config.json")],
         output:
-            [file(paths.INDICATORS_FILE) for file in members],
+            [run_file(m, paths.INDICATORS_FILE) for m in cohort.members],
         params:
             run_dirs=lambda wc, input: " ".join(
                 shlex.quote(os.path.dirname(f)) for f in input.snapshots
             ),
-            split=TIER["eval"]["indicator_split"],
+            code=code_version("indicators"),
         log:
-            paths.log(RESULTS, TIER_NAME, "indicators", stage, name),
+            paths.log(RESULTS, TIER_NAME, "indicators", f"stage{cohort.stage}", cohort.name),
         benchmark:
-            paths.benchmark(RESULTS, TIER_NAME, "indicators", stage, name)
+            paths.benchmark(RESULTS, TIER_NAME, "indicators", f"stage{cohort.stage}", cohort.name)
         threads: THREADS
+        resources:
+            **SLURM_PLACEMENT,
         conda:
             "../../envs/mmicl.yaml"
         shell:
-            "mmicl indicators --split {params.split} --run-dir {params.run_dirs} --out {output} "
-            "--threads {threads} 2> {log}"
+            "mmicl indicators --run-dir {params.run_dirs} --out {output} --threads {threads} "
+            "2> {log}"
+
+
+STAGE2_DIR = paths.stage2_dir_pattern(RESULTS, TIER_NAME)
+
+
+rule analyze_stage2:
+    input:
+        [f"{STAGE2_DIR}/{name}" for name in ("model.pt", "testsets.pt", "config.json")],
+    output:
+        interventions=f"{STAGE2_DIR}/interventions.parquet",
+        alignment=f"{STAGE2_DIR}/alignment.parquet",
+    params:
+        run_dir=lambda wc: STAGE2_DIR.format(**wc),
+        readings=quoted_json(TIER["interventions"]),
+        code=code_version("interventions"),
+    log:
+        paths.log(RESULTS, TIER_NAME, "analysis", "{stage1_run}", "{run}", "seed={seed}"),
+    benchmark:
+        paths.benchmark(RESULTS, TIER_NAME, "analysis", "{stage1_run}", "{run}", "seed={seed}")
+    threads: THREADS
+    resources:
+        **SLURM_PLACEMENT,
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "mmicl analyze-stage2 --run-dir {params.run_dir} --readings {params.readings} "
+        "--interventions {output.interventions} --alignment {output.alignment} "
+        "--threads {threads} 2> {log}"
 
 
 rule collect_indicators:
     input:
-        lambda wc: family_indicator_inputs(wc.family),
+        lambda wc: [run_file(s, paths.INDICATORS_FILE) for s in plan.all_runs(TIER)
+                    if s.stage == (1 if wc.family == "unimodal" else 2)],
     output:
         paths.table(RESULTS, TIER_NAME, "indicators_{family}"),
     wildcard_constraints:
         family="unimodal|multimodal",
+    params:
+        code=code_version("tables"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "indicators_{family}"),
     benchmark:
@@ -69,10 +93,13 @@ rule regression:
         paths.table(RESULTS, TIER_NAME, "regression"),
     params:
         settings=quoted_json(TIER["regression"]),
+        code=code_version("regression"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "regression"),
     benchmark:
         paths.benchmark(RESULTS, TIER_NAME, "tables", "regression")
+    resources:
+        **SLURM_PLACEMENT,
     conda:
         "../../envs/mmicl.yaml"
     shell:

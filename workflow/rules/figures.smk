@@ -1,10 +1,10 @@
-# Per-figure tables (all runs of a figure, tidy) and the figures drawn from them.
+# Per-figure tables (all runs of a figure, tidy) and one rule per figure drawing it; a figure
+# rule's params carry the fingerprint of its own module and the shared plotting code, so editing
+# a figure's code rebuilds that figure and nothing else.
 
 
 localrules:
     collect,
-    figure,
-    table,
     findings,
 
 
@@ -13,6 +13,10 @@ rule collect:
         lambda wc: figure_inputs(wc.figure),
     output:
         paths.table(RESULTS, TIER_NAME, "{figure}"),
+    wildcard_constraints:
+        figure="|".join(name for name in FIGURES if SOURCES[name] != "regression"),
+    params:
+        code=code_version("tables"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "{figure}"),
     benchmark:
@@ -23,48 +27,44 @@ rule collect:
         "mmicl collect --out {output} {input} 2> {log}"
 
 
-rule figure:
-    input:
-        table=lambda wc: figure_table(wc.figure),
-    output:
-        pdf=paths.figure(RESULTS, "{figure}", "pdf"),
-        png=report(
-            paths.figure(RESULTS, "{figure}", "png"),
-            caption="../report/figure.rst",
-            category="Figures",
-            labels={"figure": "{figure}"},
-        ),
-    params:
-        context=lambda wc: figure_context(wc.figure),
-        caption=lambda wc: CAPTIONS[wc.figure],
-    log:
-        paths.log(RESULTS, TIER_NAME, "figures", "{figure}"),
-    benchmark:
-        paths.benchmark(RESULTS, TIER_NAME, "figures", "{figure}")
-    conda:
-        "../../envs/mmicl.yaml"
-    shell:
-        "mmicl figure {wildcards.figure} --table {input.table} --context {params.context} "
-        "--pdf {output.pdf} --png {output.png} 2> {log}"
+for name in TIER["figures"]:
+    outputs = figure_outputs(name)
 
-
-rule table:
-    input:
-        table=lambda wc: figure_table(wc.table),
-    output:
-        csv=paths.figure(RESULTS, "{table}", "csv"),
-        md=paths.figure(RESULTS, "{table}", "md"),
-    params:
-        context=lambda wc: figure_context(wc.table),
-    log:
-        paths.log(RESULTS, TIER_NAME, "tables", "{table}-rows"),
-    benchmark:
-        paths.benchmark(RESULTS, TIER_NAME, "tables", "{table}-rows")
-    conda:
-        "../../envs/mmicl.yaml"
-    shell:
-        "mmicl table {wildcards.table} --table {input.table} --context {params.context} "
-        "--csv {output.csv} --md {output.md} 2> {log}"
+    rule:
+        name:
+            f"figure_{name}"
+        input:
+            table=figure_table(name),
+        output:
+            pdf=outputs["pdf"],
+            png=report(
+                outputs["png"],
+                caption="../report/figure.rst",
+                category="Figures",
+                labels={"figure": name},
+            ),
+            **{ext: outputs[ext] for ext in ("csv", "md") if ext in outputs},
+        params:
+            # (shell commands are formatted when the job runs, after this loop: values go here)
+            name=name,
+            context=figure_context(name),
+            caption=CAPTIONS[name],
+            rows=(
+                f"--csv {shlex.quote(outputs['csv'])} --md {shlex.quote(outputs['md'])}"
+                if name in TABLES
+                else ""
+            ),
+            code=figure_code(name),
+        log:
+            paths.log(RESULTS, TIER_NAME, "figures", name),
+        benchmark:
+            paths.benchmark(RESULTS, TIER_NAME, "figures", name)
+        localrule: True
+        conda:
+            "../../envs/mmicl.yaml"
+        shell:
+            "mmicl figure {params.name} --table {input.table} --context {params.context} "
+            "--pdf {output.pdf} --png {output.png} {params.rows} 2> {log}"
 
 
 rule findings:
@@ -82,6 +82,7 @@ rule findings:
         context=findings_context(),
         settings=quoted_json(TIER["findings"]),
         tier=TIER_NAME,
+        code=code_version("findings"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "findings"),
     benchmark:
@@ -92,4 +93,3 @@ rule findings:
         "mmicl findings --tables {params.tables} --context {params.context} "
         "--settings {params.settings} --tier {params.tier} --out {output.table} "
         "--md {output.md} 2> {log}"
-

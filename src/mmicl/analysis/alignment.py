@@ -18,16 +18,21 @@ def linear_cka(X: torch.Tensor, Y: torch.Tensor) -> float:
     return (cross / ((Xc.T @ Xc).norm() * (Yc.T @ Yc).norm())).item()
 
 
-@torch.no_grad()
-def modality_alignment(model, batch) -> dict[str, float]:
-    """CKA and mean L2 distance between projector(M2 item) and the M1 item of the same pair,
-    over every context pair of `batch` (a MultimodalBatch)."""
-    N = batch.m2_inputs.shape[1] - 1
-    projected = model.projector(batch.m2_inputs[:, :N]).reshape(-1, batch.inputs.shape[-1])
-    m1 = batch.inputs[:, 0 : 3 * N : 3].reshape(-1, batch.inputs.shape[-1])
+def modality_alignment(adapter, batch) -> dict[str, float]:
+    """CKA and mean L2 distance between the M2 token of each context pair (its projected
+    feature) and the M1 item of the same pair, over every context pair of `batch`."""
+    embeddings = adapter.embeddings(batch)  # (S, T, D)
+    positions = adapter.positions(batch)
+    D = embeddings.shape[-1]
+
+    def tokens(modality: str) -> torch.Tensor:
+        index = positions.items[modality].to(embeddings.device)
+        return embeddings.gather(1, index[..., None].expand(-1, -1, D)).reshape(-1, D)
+
+    m2, m1 = tokens("m2"), tokens("m1")
     return {
-        "cka": linear_cka(projected, m1),
-        "l2": (projected - m1).norm(dim=-1).mean().item(),
-        "projected_norm": projected.norm(dim=-1).mean().item(),
+        "cka": linear_cka(m2, m1),
+        "l2": (m2 - m1).norm(dim=-1).mean().item(),
+        "projected_norm": m2.norm(dim=-1).mean().item(),
         "m1_norm": m1.norm(dim=-1).mean().item(),
     }

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mmicl.io import atomic_write  # noqa: E402
+from mmicl.plan.runs import grids_of  # noqa: E402,F401  (figure modules import it from here)
 
 SPLIT_TITLES = {
     "IC": "ICL accuracy (novel classes)",
@@ -46,11 +47,6 @@ PARAM_LABELS = {
     "pe": "position encoding",
 }
 PE_LABELS = {"ape": "APE", "rope": "RoPE", "alibi": "ALiBi", "hybrid": "APE+RoPE (hybrid)"}
-
-
-def grids_of(sweep: Mapping) -> list[dict]:
-    grid = sweep.get("grid", {})
-    return list(grid) if isinstance(grid, list) else [grid]
 
 
 def select(df: pd.DataFrame, defaults: Mapping, sweep: Mapping, grid: Mapping) -> pd.DataFrame:

@@ -100,8 +100,13 @@ class Attention(nn.Module):
         for lin in (self.wq, self.wk, self.wv, self.wo):
             if lin is not None:
                 nn.init.normal_(lin.weight, std=0.02)
+        # Hook points (TransformerLens style; identities unless an analysis hooks them): the
+        # attention probabilities, and the heads' value mixes before they are concatenated and
+        # enter Wo, where a head is ablated (mmicl.analysis.ours).
+        self.hook_pattern = nn.Identity()
+        self.hook_heads = nn.Identity()
 
-    def forward(self, x, mask, rope, head_mask=None, last_only=False, in_scale=None):
+    def forward(self, x, mask, rope, last_only=False, in_scale=None):
         """x: (S, T, dim); mask: (T, T) or (H, T, T) additive; returns output and probabilities.
         last_only: compute the last query position only (enough for the last layer's logits).
         in_scale (dim,): the input is x * in_scale (folded into Wq, Wk, Wv)."""
@@ -116,10 +121,8 @@ class Attention(nn.Module):
             q = apply_rope(q, cos[T - Tq:T], sin[T - Tq:T], self.cfg.rope_impl)
             k = apply_rope(k, cos[:T], sin[:T], self.cfg.rope_impl)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(hd) + mask[..., T - Tq:, :]
-        probs = torch.softmax(scores.float(), dim=-1).type_as(q)  # (S, H, Tq, T)
-        heads = probs @ v  # (S, H, Tq, hd)
-        if head_mask is not None:  # knockout: remove a head's value mix before Wo
-            heads = heads * head_mask.view(1, H, 1, 1).to(heads)
+        probs = self.hook_pattern(torch.softmax(scores.float(), dim=-1).type_as(q))  # (S,H,Tq,T)
+        heads = self.hook_heads(probs @ v)  # (S, H, Tq, hd): each head's value mix, before Wo
         out = heads.transpose(1, 2).reshape(S, Tq, H * hd)
         return (self.wo(out) if self.wo is not None else out), probs
 
@@ -153,9 +156,9 @@ class Block(nn.Module):
         self.attention_norm = norm()
         self.ffn_norm = norm()
 
-    def forward(self, x, mask, rope, head_mask=None, last_only=False):
+    def forward(self, x, mask, rope, last_only=False):
         n, scale = self._normalized(self.attention_norm, x)
-        attn_out, probs = self.attention(n, mask, rope, head_mask, last_only, scale)
+        attn_out, probs = self.attention(n, mask, rope, last_only, scale)
         h = (x[:, -1:] if last_only else x) + attn_out
         n, scale = self._normalized(self.ffn_norm, h)
         return h + self.feed_forward(n, scale), probs
@@ -184,9 +187,13 @@ class Decoder(nn.Module):
         if cfg.pe == "alibi":
             self.register_buffer("alibi", alibi_slopes(cfg.n_heads), persistent=False)
 
-    def embed(self, content: torch.Tensor, pos_offsets: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, content: torch.Tensor, pos_offsets: torch.Tensor | None = None,
+              validate: bool = True) -> torch.Tensor:
         """Residual input (S, T, dim): for APE/hybrid a one-hot block with token t of sequence s
-        at column pos_offsets[s] + t, then the content; otherwise the content itself."""
+        at column pos_offsets[s] + t, then the content; otherwise the content itself.
+        validate=False skips the offsets' range check, the one host sync of a forward: the
+        training loop and stacked cohorts pass offsets drawn in range by the generators (and
+        a data-dependent check cannot run under vmap)."""
         cfg = self.cfg
         if content.dim() != 3 or content.shape[-1] != cfg.content_dim:
             raise ValueError(
@@ -200,17 +207,17 @@ class Decoder(nn.Module):
         S, T, _ = content.shape
         if pos_offsets.shape != (S,):
             raise ValueError(f"pos_offsets has shape {tuple(pos_offsets.shape)}; expected ({S},)")
-        # One host sync for both bounds; F.one_hot would fail less readably (or not at all on GPU).
-        lo, hi = torch.stack([pos_offsets.min(), pos_offsets.max()]).tolist()
-        if lo < 0 or hi + T > cfg.n_pos_columns:
-            raise ValueError(
-                f"pos_offsets in [{lo}, {hi}] with T={T} tokens need columns up to {hi + T - 1}; "
-                f"expected 0 <= pos_offsets and pos_offsets + T <= "
-                f"n_pos_columns={cfg.n_pos_columns}"
-            )
-        columns = pos_offsets.view(S, 1) + torch.arange(T, device=content.device)
-        block = F.one_hot(columns, cfg.n_pos_columns).to(content.dtype)
-        return torch.cat([block, content], dim=-1)
+        if validate:
+            lo, hi = torch.stack([pos_offsets.min(), pos_offsets.max()]).tolist()
+            if lo < 0 or hi + T > cfg.n_pos_columns:
+                raise ValueError(
+                    f"pos_offsets in [{lo}, {hi}] with T={T} tokens need columns up to "
+                    f"{hi + T - 1}; expected 0 <= pos_offsets and pos_offsets + T <= "
+                    f"n_pos_columns={cfg.n_pos_columns}"
+                )
+        columns = pos_offsets.view(S, 1, 1) + torch.arange(T, device=content.device).view(T, 1)
+        block = (columns == torch.arange(cfg.n_pos_columns, device=content.device))
+        return torch.cat([block.to(content.dtype), content], dim=-1)
 
     def _mask(self, T: int, device) -> torch.Tensor:
         causal = torch.full((T, T), float("-inf"), device=device).triu(1)
@@ -220,23 +227,15 @@ class Decoder(nn.Module):
         distance = (pos.view(T, 1) - pos.view(1, T)).clamp(min=0).float()
         return causal - self.alibi.view(-1, 1, 1) * distance  # (H, T, T)
 
-    def forward(self, content, pos_offsets=None, return_attn=False, head_mask=None):
+    def forward(self, content, pos_offsets=None, return_attn=False, validate=True):
         """content (S, T, content_dim) -> logits (S, n_labels), read at the last position only.
 
         pos_offsets (S,) long: APE/hybrid shift, token t of sequence s is one-hot at column
         pos_offsets[s] + t (required for ape/hybrid, ignored otherwise).
         return_attn: also return the attention probabilities (n_layers, S, n_heads, T, T),
-        i.e. [layer, batch, head, query, key].
-        head_mask (n_layers, n_heads): multiplies each head's value mix before Wo (the whole
-        attention branch when there is one head); 0 = knocked out."""
-        x = self.embed(content, pos_offsets)
+        i.e. [layer, batch, head, query, key]."""
+        x = self.embed(content, pos_offsets, validate)
         T = x.shape[1]
-        expected = (self.cfg.n_layers, self.cfg.n_heads)
-        if head_mask is not None and tuple(head_mask.shape) != expected:
-            raise ValueError(
-                f"head_mask has shape {tuple(head_mask.shape)}; "
-                f"expected (n_layers, n_heads)={expected}"
-            )
         if T > self.cfg.max_seq_len and self.cfg.uses_rope:
             raise ValueError(f"sequence length {T} exceeds max_seq_len={self.cfg.max_seq_len}")
         mask = self._mask(T, x.device)
@@ -246,8 +245,7 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             # Only the last position feeds the logits: the last layer skips the other queries
             # (a third fewer FLOPs for 2 layers) unless the full attention maps are wanted.
-            x, probs = layer(x, mask, rope, None if head_mask is None else head_mask[i],
-                             last_only=(i == last and not return_attn))
+            x, probs = layer(x, mask, rope, last_only=(i == last and not return_attn))
             attns.append(probs)
         logits = self.out(self.norm(x[:, -1]))
         if return_attn:

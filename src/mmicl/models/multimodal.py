@@ -32,6 +32,12 @@ class Projector(nn.Module):
         return z
 
 
+def m2_slots(N: int, device=None) -> torch.Tensor:
+    """Positions of the N context M2 slots (3i+1) and of the M2 query slot (3N+1)."""
+    return torch.cat([torch.arange(N, device=device) * 3 + 1,
+                      torch.tensor([3 * N + 1], device=device)])
+
+
 class MultimodalDecoder(nn.Module):
     def __init__(self, cfg: MultimodalConfig):
         super().__init__()
@@ -40,30 +46,15 @@ class MultimodalDecoder(nn.Module):
         depth = 2 if cfg.projector == "small" else 3
         self.projector = Projector(cfg.m2_dim, cfg.decoder.content_dim, depth)
 
-    def combine(self, inputs: torch.Tensor, m2_inputs: torch.Tensor, zero_m1: bool = False,
-                zero_m2: bool = False) -> torch.Tensor:
-        """(S, 3N+2, D1) content with the projected M2 items written into slots 3i+1 and 3N+1.
-        zero_m1 / zero_m2 are the modality-zeroing interventions (M1 items and query set to zero;
-        raw M2 inputs set to zero, equivalent to zero tokens since the projector has no bias)."""
-        S, T, _ = inputs.shape
-        N = (T - 2) // 3
-        if zero_m2:
-            m2_inputs = torch.zeros_like(m2_inputs)
+    def combine(self, inputs: torch.Tensor, m2_inputs: torch.Tensor) -> torch.Tensor:
+        """(S, 3N+2, D1) content with the projected M2 items written into slots 3i+1 and 3N+1."""
+        N = (inputs.shape[1] - 2) // 3
         projected = self.projector(m2_inputs)  # (S, N+1, D1)
-        slots = torch.cat([torch.arange(N, device=inputs.device) * 3 + 1,
-                           torch.tensor([3 * N + 1], device=inputs.device)])
-        content = inputs.clone()
-        content[:, slots] = projected.to(content.dtype)
-        if zero_m1:
-            m1 = torch.cat([torch.arange(N, device=inputs.device) * 3,
-                            torch.tensor([3 * N], device=inputs.device)])
-            content[:, m1] = 0.0
-        return content
+        return inputs.index_copy(1, m2_slots(N, inputs.device), projected.to(inputs.dtype))
 
-    def forward(self, inputs, m2_inputs, pos_offsets=None, return_attn=False, head_mask=None,
-                zero_m1=False, zero_m2=False):
-        content = self.combine(inputs, m2_inputs, zero_m1, zero_m2)
-        return self.decoder(content, pos_offsets, return_attn=return_attn, head_mask=head_mask)
+    def forward(self, inputs, m2_inputs, pos_offsets=None, return_attn=False, validate=True):
+        content = self.combine(inputs, m2_inputs)
+        return self.decoder(content, pos_offsets, return_attn=return_attn, validate=validate)
 
     def freeze_decoder(self, include_head: bool = False) -> None:
         """The authors' Stage-2 freeze: the decoder blocks stop learning while the final norm and

@@ -16,11 +16,17 @@ import torch.nn.functional as F
 from mmicl.data.sequences import expected_target
 
 
+def model_inputs(batch) -> tuple:
+    """The positional arguments of the model a batch is for: (inputs, pos_offsets) for a
+    Decoder, (inputs, m2_inputs, pos_offsets) for a MultimodalDecoder."""
+    if hasattr(batch, "m2_inputs"):
+        return batch.inputs, batch.m2_inputs, batch.pos_offsets
+    return batch.inputs, batch.pos_offsets
+
+
 def forward(model: torch.nn.Module, batch, **kwargs):
     """Call a unimodal Decoder or a MultimodalDecoder on its kind of batch."""
-    if hasattr(batch, "m2_inputs"):
-        return model(batch.inputs, batch.m2_inputs, batch.pos_offsets, **kwargs)
-    return model(batch.inputs, batch.pos_offsets, **kwargs)
+    return model(*model_inputs(batch), **kwargs)
 
 
 def slice_batch(batch, sl: slice):
@@ -30,22 +36,22 @@ def slice_batch(batch, sl: slice):
 
 
 @torch.no_grad()
-def logits_of(model: torch.nn.Module, batch, chunk: int = 1024, **kwargs) -> torch.Tensor:
+def logits_of(model: torch.nn.Module, batch, chunk: int = 1024) -> torch.Tensor:
     """Last-position logits of every sequence, in chunks to bound memory."""
     n = batch.inputs.shape[0]
-    return torch.cat([forward(model, slice_batch(batch, slice(i, i + chunk)), **kwargs)
+    return torch.cat([forward(model, slice_batch(batch, slice(i, i + chunk)))
                       for i in range(0, n, chunk)])
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: dict, n_labels: int, **kwargs) -> dict[str, dict]:
-    """{set name: {"loss": float, "accuracy": float}} for every evaluation set. Keyword arguments
-    (head_mask, zero_m1, zero_m2) pass through to the model: evaluation under interventions."""
+def evaluate(model: torch.nn.Module, batches: dict, n_labels: int) -> dict[str, dict]:
+    """{set name: {"loss": float, "accuracy": float}} for every evaluation set (under whatever
+    hooks an analysis has registered on the model)."""
     was_training = model.training
     model.eval()
     results = {}
     for name, batch in batches.items():
-        logits = logits_of(model, batch, **kwargs)
+        logits = logits_of(model, batch)
         target = expected_target(batch, name, n_labels)
         results[name] = {
             "loss": F.cross_entropy(logits, target).item(),

@@ -1,0 +1,62 @@
+"""Fingerprints of the code behind each kind of output, so reruns follow the code.
+
+Each output kind depends on a named group of library sources (`CODE_GROUPS`). Its fingerprint,
+a hash of those files' bytes, goes into the rule's params (Snakemake reruns a job whose params
+changed) and into every trained run's config.json. A change to the README, the CLI's help text
+or another figure's module changes no fingerprint but its own. Torch-free: the Snakefile
+computes these on every start.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# group -> library paths (files or folders, relative to src/mmicl) whose code shapes that output
+CODE_GROUPS: dict[str, tuple[str, ...]] = {
+    # a trained run's numbers: data streams, models, the loop, specs, evaluation on test sets
+    "training": ("data", "models", "train", "specs", "analysis/evaluate.py", "io.py"),
+    # per-run analyses read trained runs
+    "indicators": ("analysis/indicators.py", "analysis/scores.py", "analysis/adapter.py",
+                   "analysis/ours.py", "analysis/runs.py"),
+    "interventions": ("analysis/interventions.py", "analysis/alignment.py",
+                      "analysis/adapter.py", "analysis/ours.py", "analysis/runs.py"),
+    "tables": ("analysis/tables.py",),
+    "regression": ("analysis/regression.py",),
+    "findings": ("analysis/findings.py", "figures/common.py"),
+    "figure_common": ("figures/common.py", "io.py"),
+}
+
+
+def _files(entry: str) -> list[Path]:
+    path = ROOT / entry
+    if path.is_dir():
+        return sorted(path.rglob("*.py"))
+    return [path] if path.exists() else []
+
+
+@functools.lru_cache(maxsize=None)
+def fingerprint(*entries: str) -> str:
+    """Hash of the named source files/folders (path and bytes of each .py file)."""
+    digest = hashlib.sha256()
+    for entry in entries:
+        for path in _files(entry):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def code_version(group: str = "training") -> str:
+    """Fingerprint of one code group (the training code by default)."""
+    if group not in CODE_GROUPS:
+        raise ValueError(f"unknown code group {group!r}; expected one of: "
+                         f"{', '.join(CODE_GROUPS)}")
+    return fingerprint(*CODE_GROUPS[group])
+
+
+def figure_code(figure: str) -> str:
+    """A figure depends on its own module and the shared plotting code."""
+    return fingerprint(f"figures/{figure}.py", *CODE_GROUPS["figure_common"])
