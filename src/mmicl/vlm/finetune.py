@@ -64,8 +64,12 @@ def add_lora(model, settings: LoraSettings):
     require("peft")
     from peft import LoraConfig, get_peft_model
 
-    if settings.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if settings.gradient_checkpointing:  # non-reentrant: no input-grad hook needed under LoRA
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     torch.manual_seed(settings.init_seed)
     return get_peft_model(model, LoraConfig(
         r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,

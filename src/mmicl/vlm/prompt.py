@@ -201,6 +201,8 @@ def find_spans(input_ids: Iterable[int], variants: Sequence[Sequence[int]]
     spans = set()
     for ids in variants:
         n = len(ids)
+        if n == 0:  # an empty encoding matches nothing (the reference's _find_subsequence)
+            continue
         spans.update((i, n) for i in range(len(seq) - n + 1) if seq[i:i + n] == list(ids))
     return sorted(spans)
 
