@@ -45,3 +45,9 @@ def examples(data_root):
     from mmicl.vlm.openmi import load_open_mi
 
     return load_open_mi(data_root, n_shot=2, n_examples=8, seed=0, source="query")
+
+
+def pytest_configure(config):
+    # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing; not ours to fix.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:.*is_gradient_checkpointing.*:FutureWarning")

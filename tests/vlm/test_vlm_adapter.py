@@ -37,16 +37,16 @@ def test_hook_equals_zeroed_o_proj_columns_and_removal_restores(vlm, prompt):
     assert not torch.equal(hooked.logits, base.logits)
     assert all(not layer.self_attn.o_proj._forward_pre_hooks for layer in adapter.layers)
 
-    saved = {l: adapter.layers[l].self_attn.o_proj.weight.detach().clone() for l, _ in heads}
+    saved = {i: adapter.layers[i].self_attn.o_proj.weight.detach().clone() for i, _ in heads}
     try:
         with torch.no_grad():
-            for l, h in heads:
-                adapter.layers[l].self_attn.o_proj.weight[:, h * 16:(h + 1) * 16] = 0
+            for i, h in heads:
+                adapter.layers[i].self_attn.o_proj.weight[:, h * 16:(h + 1) * 16] = 0
         zeroed = adapter.run(prompt.inputs())
     finally:
         with torch.no_grad():
-            for l, w in saved.items():
-                adapter.layers[l].self_attn.o_proj.weight.copy_(w)
+            for i, w in saved.items():
+                adapter.layers[i].self_attn.o_proj.weight.copy_(w)
     assert torch.equal(hooked.logits, zeroed.logits)
     assert torch.equal(adapter.run(prompt.inputs()).logits, base.logits)
 

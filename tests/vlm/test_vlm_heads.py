@@ -51,7 +51,7 @@ def test_planted_scores_exact_and_loop_agrees():
     # last row sits on key 6, not an answer)
     np.testing.assert_allclose(ih[:, 0].numpy(), [[-1 / 6, 0.0, -1 / 6], [0.5, -1 / 6, 0.0]],
                                atol=1e-7)
-    lph, lih = scores_loop([attn[l, 0] for l in range(2)], ANSWERS.tolist())
+    lph, lih = scores_loop([attn[i, 0] for i in range(2)], ANSWERS.tolist())
     np.testing.assert_allclose(ph[:, 0].numpy(), lph, rtol=1e-6)
     np.testing.assert_allclose(ih[:, 0].numpy(), lih, atol=1e-7)
 
@@ -63,7 +63,7 @@ def test_text_rows_and_no_answer():
     ph, _ = example_scores(attn, ANSWERS[None], torch.tensor([T - 1]), rows[None])
     assert ph[0, 0, 0] == 1.0
     assert ph[0, 0, 2] == pytest.approx(0.0)  # (0,2) attends to token 0; rows 4..7 never to t-1
-    lph, _ = scores_loop([attn[l, 0] for l in range(2)], ANSWERS.tolist(), rows.tolist())
+    lph, _ = scores_loop([attn[i, 0] for i in range(2)], ANSWERS.tolist(), rows.tolist())
     np.testing.assert_allclose(ph[:, 0].numpy(), lph, rtol=1e-6)
     _, ih = example_scores(attn, torch.zeros(1, T, dtype=torch.bool), torch.tensor([T - 1]))
     assert torch.equal(ih, torch.zeros_like(ih))  # no answer occurrence: 0, as the reference
@@ -77,7 +77,7 @@ def test_vectorised_equals_loop_on_real_attentions(vlm, examples):
     attn = adapter.run(prompt.inputs(), attention=True).attention
     assert attn.shape == (36, 1, 16, prompt.length, prompt.length)
     mask = answer_mask(prompt, proc.tokenizer)
-    layers = [attn[l, 0] for l in range(36)]
+    layers = [attn[i, 0] for i in range(36)]
     for rows in (None, prompt.text_mask()):
         ph, ih = example_scores(attn, mask[None], torch.tensor([prompt.length - 1]),
                                 None if rows is None else rows[None])

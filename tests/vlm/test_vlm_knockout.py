@@ -62,7 +62,7 @@ def test_wilson_is_the_score_interval():
 
 
 def test_random_heads_avoid_the_rankings():
-    exclude = [(l, h) for l in range(4) for h in range(4) if (l + h) % 3]
+    exclude = [(i, h) for i in range(4) for h in range(4) if (i + h) % 3]
     heads = random_heads(4, 4, exclude, n=5, seed=1)
     assert heads == random_heads(4, 4, exclude, n=5, seed=1) == sorted(heads)
     assert len(set(heads)) == 5 and not set(heads) & set(exclude)

@@ -10,7 +10,7 @@ CLASSES3 = ["blicket", "dax", "perpo"]
 
 
 def hand_written(root, entries):
-    """open_mi/query.json from (answer, classes) pairs, 3 support images per class, files touched."""
+    """open_mi/query.json from (answer, classes) pairs, 3 support images per class, touched."""
     task = root / "open_mi"
     (task / "support").mkdir(parents=True)
     (task / "query").mkdir()
@@ -67,7 +67,8 @@ def test_fixture_invariants_and_both_loader_paths_agree(data_root):
 def test_fixture_is_deterministic(tmp_path):
     a, b = write_fixture(tmp_path / "a", 3, seed=5), write_fixture(tmp_path / "b", 3, seed=5)
     assert (a / "open_mi/query.json").read_text() == (b / "open_mi/query.json").read_text()
-    assert (a / "open_mi/query/q0001.png").read_bytes() == (b / "open_mi/query/q0001.png").read_bytes()
+    image = "open_mi/query/q0001.png"
+    assert (a / image).read_bytes() == (b / image).read_bytes()
 
 
 def test_root_from_environment(data_root, monkeypatch):

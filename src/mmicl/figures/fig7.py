@@ -8,7 +8,6 @@ maps and overlaps show that the pipeline runs, not what Qwen2.5-VL does.
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from mmicl.vlm.heads import OVERLAP_KS, overlap_table, rankings_from_rows
 

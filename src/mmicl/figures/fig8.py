@@ -20,7 +20,8 @@ def make(df, sweep, defaults):
     ax.set_title("Open-MI evaluation", fontsize=9)
     ax = axes[1]
     for kind, label in (("ph", "PH strength"), ("ih", "IH strength")):
-        line, = ax.plot(df.step, df[f"avg_{kind}_strength"], marker="o", label=f"{label} (top-5 mean)")
+        line, = ax.plot(df.step, df[f"avg_{kind}_strength"], marker="o",
+                        label=f"{label} (top-5 mean)")
         for col in (c for c in df.columns if c.startswith(f"{kind}_L")):
             ax.plot(df.step, df[col], color=line.get_color(), alpha=0.25, lw=0.8)
     ax.set_title("tracked heads (thin: single heads)", fontsize=9)

@@ -1,4 +1,4 @@
-"""The paper's Section 5 on a real MLLM: Qwen2.5-VL (and its text backbone Qwen2.5) on VL-ICL Open-MI.
+"""The paper's Section 5 on a real MLLM: Qwen2.5-VL and its text backbone on VL-ICL Open-MI.
 
 Head scores (Fig. 7), head knockout (Table 3) and LoRA dynamics (Fig. 8), reached through the same
 model adapter as our synthetic decoders (`mmicl.analysis.adapter`). Nothing here downloads: the

@@ -1,4 +1,4 @@
-"""Fig. 8: LoRA fine-tuning of Qwen2.5-VL on Open-MI while tracking its top PH and IH heads.
+"""Fig. 8: LoRA fine-tuning of Qwen2.5-VL on Open-MI, tracking its top PH and IH heads.
 
 As the authors' `mllm_finetune.py` (PAPER_PROTOCOL §5.4): LoRA (r 16, alpha 32, dropout 0.05,
 bias none) on q/k/v/o_proj, which lands on the language model only (the vision blocks' attention
@@ -11,7 +11,8 @@ and at the last step: accuracy and CLA of the greedy next token, and the PH / IH
 
 Differences from the reference, each for a reason:
 * The step-0 row has train_loss NaN (the reference logs 0.0, a loss that was never measured);
-  rows also carry the mean loss since the previous evaluation next to the reference's last-step loss.
+  rows also carry the mean loss since the previous evaluation beside the reference's last-step
+  loss.
 * Kill-and-resume as every training job here: the full state (LoRA weights, optimizer, both RNGs,
   rows so far) is saved every `checkpoint_every` steps; a rerun continues from it and ends
   identical to an uninterrupted run. LoRA initialisation and dropout draw from torch's RNG seeded
@@ -102,9 +103,9 @@ def evaluate(adapter: HFAdapter, prompts: Sequence[Prompt], tokenizer,
     row = {"eval_accuracy": correct / n if n else float("nan"),
            "eval_cla": cla / n if n else float("nan"), "n_eval": n, "n_ih": scores.n_ih}
     for kind, grid in (("ph", scores.ph), ("ih", scores.ih)):
-        values = [float(grid[l, h]) for l, h in tracked[kind]]
+        values = [float(grid[layer, h]) for layer, h in tracked[kind]]
         row[f"avg_{kind}_strength"] = float(np.mean(values)) if values else float("nan")
-        row |= {f"{kind}_L{l}_H{h}": v for (l, h), v in zip(tracked[kind], values)}
+        row |= {f"{kind}_L{layer}_H{h}": v for (layer, h), v in zip(tracked[kind], values)}
     return row
 
 

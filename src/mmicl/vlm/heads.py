@@ -123,7 +123,7 @@ def scores_loop(attn: Sequence[torch.Tensor], answers: Sequence[bool],
     return ph, ih
 
 
-# --- ranking, interchange, overlap -----------------------------------------------------------------
+# --- ranking, interchange, overlap ----------------------------------------------------------------
 
 def rank_heads(scores: np.ndarray, k: int | None = 20) -> list[dict]:
     """The top-k heads of a [layers, heads] map as [{"layer", "head", "score"}], descending. Ties
@@ -214,7 +214,7 @@ def overlap_table(a: dict, b: dict, ks: Sequence[int] = OVERLAP_KS, a_top: int =
             rows.append({"kind": kind, "k": k, "available": min(k, len(la), len(lb)),
                          "overlap": len(common), "a_top": a_top,
                          "a_top_in_b": len(top(la, a_top) & top(lb, k)),
-                         "common": " ".join(f"L{l}/H{h}" for l, h in sorted(common))})
+                         "common": " ".join(f"L{layer}/H{h}" for layer, h in sorted(common))})
     return pd.DataFrame(rows)
 
 

@@ -51,8 +51,9 @@ def random_heads(n_layers: int, n_heads: int, exclude: Sequence[tuple[int, int]]
                  seed: int = 0) -> list[tuple[int, int]]:
     """n distinct heads drawn uniformly (numpy default_rng(seed)) from the grid minus `exclude`,
     in grid order."""
-    excluded = {(int(l), int(h)) for l, h in exclude}
-    pool = [(l, h) for l in range(n_layers) for h in range(n_heads) if (l, h) not in excluded]
+    excluded = {(int(layer), int(h)) for layer, h in exclude}
+    pool = [(layer, h) for layer in range(n_layers) for h in range(n_heads)
+            if (layer, h) not in excluded]
     if len(pool) < n:
         raise ValueError(f"only {len(pool)} heads outside the excluded set; cannot draw {n}")
     picks = np.random.default_rng(seed).choice(len(pool), size=n, replace=False)
@@ -112,7 +113,7 @@ def knockout_table(adapter, prompts: Sequence[Prompt], tokenizer,
         cla_lo, cla_hi = wilson(k_cla, n)
         rows.append({
             "condition": condition, "label": CONDITION_LABELS.get(condition, condition),
-            "heads": " ".join(f"L{l}/H{h}" for l, h in removed), "n_heads": len(removed),
+            "heads": " ".join(f"L{layer}/H{h}" for layer, h in removed), "n_heads": len(removed),
             "n_eval": n, "n_skipped": len(prompts) - n,
             "n_correct": k_acc, "accuracy": k_acc / n if n else float("nan"),
             "accuracy_lo": acc_lo, "accuracy_hi": acc_hi,
@@ -134,7 +135,7 @@ def authors_json(summary: pd.DataFrame, condition: str,
     s = summary.set_index("condition")
     base, ko = s.loc["baseline"], s.loc[condition]
     return {"knockout_type": condition,
-            "heads": [{"layer": int(l), "head": int(h)} for l, h in heads[condition]],
+            "heads": [{"layer": int(layer), "head": int(h)} for layer, h in heads[condition]],
             "baseline": {"accuracy": float(base.accuracy), "cla": float(base.cla)},
             "knockout": {"accuracy": float(ko.accuracy), "cla": float(ko.cla)},
             "diff": {"accuracy": float(ko.accuracy - base.accuracy),

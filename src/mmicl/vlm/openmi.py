@@ -9,7 +9,7 @@ download it. Published layout, paths inside the JSON files relative to the datas
     <root>/open_mi/support.json    (not read)
     <root>/open_mi/query/, support/  the images
     <root>/open_mi/{n}-shot.json   optional, the authors' prebuilt demonstrations:
-                                   [{query: {image, answer, ...}, support: {"{n}-shot": [{image, answer}]}}]
+        [{query: {image, answer, ...}, support: {"{n}-shot": [{image, answer}]}}]
 
 Demonstrations are rebuilt exactly as the authors' `mllm_head_analysis.py` does (PAPER_PROTOCOL
 §5.1), itself a copy of VL-ICL's `select_demonstration`: one `random.Random(seed)` shared by the
