@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from mmicl import io
-from mmicl.analysis.adapter import check_heads
+from mmicl.analysis.adapter import check_heads, iter_chunks
 from mmicl.analysis.scores import contrast, previous_token, query_row
 from mmicl.vlm.prompt import Prompt, answer_mask
 
@@ -58,14 +58,19 @@ def example_scores(attn: torch.Tensor, answers: torch.Tensor, query: torch.Tenso
                    ph_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """PH and IH of each sequence: attn [L, S, H, T, T]; answers (S, T) bool answer positions;
     query (S,) the last prompt token; ph_rows (S, T) bool rows for PH (None = all).
-    Returns two [L, S, H] float tensors."""
-    attn = attn.float()
-    ph = previous_token(attn, 1, ph_rows)
+    Returns two [L, S, H] float32 tensors. Reductions run in float32 a few layers at a time, so a
+    bf16 3B attention stack (~1.2 GB at T = 1000) is never copied whole to float32."""
     T = attn.shape[-1]
     keys = torch.arange(T, device=attn.device)[None] <= query.to(attn.device)[:, None]  # causal
     answers = answers.to(attn.device) & keys
-    ih = contrast(query_row(attn, query), answers, keys & ~answers)
-    return ph, ih * answers.any(-1).to(ih.dtype)[None, :, None]  # no answer found: 0 (reference)
+    rows = None if ph_rows is None else ph_rows.to(attn.device)
+    ph, ih = [], []
+    for chunk in iter_chunks(attn.shape[0], 4):
+        part = attn[chunk].float()
+        ph.append(previous_token(part, 1, rows))
+        ih.append(contrast(query_row(part, query), answers, keys & ~answers))
+    ih = torch.cat(ih)
+    return torch.cat(ph), ih * answers.any(-1).to(ih.dtype)[None, :, None]  # no answer: 0
 
 
 def score_prompts(adapter, prompts: Iterable[Prompt], tokenizer, ph_rows: str = "all",

@@ -39,16 +39,17 @@ def _has_images(model_path) -> bool:
 
 def score_heads(*, model_path: str | Path, out_parquet: str | Path, out_json: str | Path,
                 data_root: str | Path | None = None, model_name: str | None = None,
-                text_only: bool | None = None, n_shot: int = 2, n_examples: int = 16,
+                text_only: bool | None = None, n_shot: int = 2, n_examples: int | None = None,
                 seed: int = 0, top_k: int = 20, ph_rows: str = "all", source: str = "auto",
                 question: str = DEMO_QUESTION, device: str = "auto", dtype: str = "auto",
                 max_pixels: int | None = None) -> pd.DataFrame:
     """PH and IH scores of every head (§5.2). A checkpoint without an image processor is scored
-    on the text-only prompt built from query.json (the authors' llm_head_analysis.py: 50
-    examples there, 16 for the MLLM). model_name defaults to "mllm" / "llm" accordingly."""
+    on the text-only prompt built from query.json (the authors' llm_head_analysis.py).
+    n_examples defaults to the authors' 16 (MLLM) / 50 (LLM); model_name to "mllm" / "llm"."""
     started = time.perf_counter()
     text_only = not _has_images(model_path) if text_only is None else text_only
     model_name = model_name or ("llm" if text_only else "mllm")
+    n_examples = n_examples or (50 if text_only else 16)
     examples = load_open_mi(data_root, n_shot, n_examples, seed,
                             source="query" if text_only else source, need_real_names=text_only)
     processor = load_processor(model_path, images=not text_only, max_pixels=max_pixels)
