@@ -109,6 +109,7 @@ def test_text_backbone_matches_the_vlm_on_text(tiny_pair, vlm, examples):
 
 
 def test_tiny_checkpoints_are_deterministic_per_seed(tmp_path):
+    pytest.importorskip("transformers")
     from safetensors.torch import load_file
 
     from mmicl.vlm.tiny import TinySpec, is_tiny, save_tiny_vlm
@@ -156,8 +157,10 @@ def test_dtype_and_device_resolution(monkeypatch):
 def test_missing_extra_gives_the_pip_command(monkeypatch, missing, tmp_path):
     monkeypatch.setitem(sys.modules, missing, None)  # makes `import missing` raise ImportError
     with pytest.raises(ImportError) as err:
-        require()
+        require(missing)
     assert INSTALL_HINT in str(err.value) and repr(missing) in str(err.value)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[vlm\]"'):
+        require()  # the whole extra
     assert INSTALL_HINT == 'pip install -e ".[vlm]"'
     if missing == "transformers":  # through a real entry point too
         from mmicl.vlm.adapter import load_model
