@@ -54,3 +54,42 @@ def write_omniglot_tree(root, drawings: int = 20, size: int = 12):
                     img = identity_image(ids[(split, alphabet, char)], j, size)
                     Image.fromarray(img).convert("1").save(folder / f"{ids[(split, alphabet, char)]:04d}_{j + 1:02d}.png")
     return root
+
+
+# Mini-ImageNet: uniform-colour images, so a class and an image index survive resizing:
+# red = 40 * class (in sorted order), green = 10 * image index, blue = 7.
+MINI_CLASSES = {"train": ["n0300", "n0100", "n0200"], "test": ["n0900", "n0800"]}
+
+
+def mini_colour(class_id: int, image: int) -> tuple[int, int, int]:
+    return (40 * class_id, 10 * image, 7)
+
+
+def decode_mini(img: torch.Tensor) -> tuple[int, int]:
+    """(class, image) of a (3, H, W) uint8 fixture image."""
+    r, g = float(img[0].float().mean()), float(img[1].float().mean())
+    return round(r / 40), round(g / 10)
+
+
+def write_mini_folders(root, images: int = 8, size: int = 20):
+    """<root>/{train,test}/<wnid>/*.png in the real layout; one .JPEG per class; created in an
+    unsorted order; image j of a class is file j in sorted file order."""
+    for split, wnids in MINI_CLASSES.items():
+        for wnid in wnids:
+            folder = root / split / wnid
+            folder.mkdir(parents=True)
+            c = sorted(wnids).index(wnid)
+            for j in reversed(range(images)):
+                img = Image.new("RGB", (size, size), mini_colour(c, j))
+                suffix = "JPEG" if j == 0 else "png"
+                img.save(folder / f"{wnid}_{j:04d}.{suffix}", quality=100)
+    return root
+
+
+def mini_arrays(split: str, images: int = 8, size: int = 84) -> dict[str, np.ndarray]:
+    """class name -> (images, size, size, 3) uint8, as in the pickles."""
+    out = {}
+    for c, wnid in enumerate(sorted(MINI_CLASSES[split])):
+        out[wnid] = np.stack([np.broadcast_to(np.array(mini_colour(c, j), np.uint8),
+                                              (size, size, 3)).copy() for j in range(images)])
+    return out
