@@ -78,6 +78,18 @@ class Encoder(nn.Module):
         """Pretraining logits (n, num_classes)."""
         return self.classifier(self.features(items))
 
+    def depends_on_train_mode(self) -> bool:
+        """True if train mode changes the features: dropout with p > 0 or BatchNorm (batch
+        statistics). Such an encoder gives cacheable features only in eval mode."""
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                return True
+            if isinstance(module, nn.Dropout) and module.p > 0:
+                return True
+            if isinstance(module, (nn.MultiheadAttention, _Attention)) and module.dropout > 0:
+                return True
+        return False
+
     def num_params(self, classifier: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
         return n if classifier else n - sum(p.numel() for p in self.classifier.parameters())
