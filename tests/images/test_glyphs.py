@@ -115,6 +115,12 @@ def test_killed_render_leaves_no_complete_looking_tree(tmp_path, monkeypatch):
         index_omniglot(tmp_path)
 
 
+def test_smoke_subset_has_room_for_K2_and_128_novel_classes():
+    classes, n_letters, _ = glyphs.plan_classes(glyphs.smoke_codepoints())
+    evaluation = sum(c.split == "images_evaluation" for c in classes)
+    assert evaluation >= 128 and len(classes) - 128 >= 64
+
+
 def test_merge_rule_is_transitive():
     a = np.zeros((4, 2, 2))
     a[1, 0, 0] = 0.03  # 0 ~ 1 (rms 0.015), 1 ~ 2 (rms 0.015), 0 !~ 2 (rms 0.03)

@@ -83,6 +83,10 @@ CANON_SIZE = 32
 FONT_PX = 96  # master renders: glyphs ~70 px, drawn into the box at scale ~0.7-1.1
 IMAGE_SIZE = 105
 MIN_INK = 10  # pixels of ink below which a master render counts as empty (.notdef-free blanks)
+# A small subset for the smoke tier (~320 classes: 154 background, 166 evaluation, ~6 s CPU):
+# Basic Latin + Latin-1 and Greek letters (background), the first 128 Canadian syllabics and
+# Tifinagh (evaluation), so K2 <= 192 with the 128 novel classes.
+SMOKE_BLOCKS = ((0x0000, 0x00FF), (0x0391, 0x03C9), (0x1401, 0x1480), (0x2D30, 0x2D7F))
 
 
 def font_dir() -> Path:
@@ -101,6 +105,11 @@ def script_of(cp: int) -> str | None:
         if name.startswith(prefix + " "):
             return alphabet
     return None
+
+
+def smoke_codepoints() -> list[int]:
+    """The code points of SMOKE_BLOCKS (pass as `codepoints` to render the smoke subset)."""
+    return [cp for lo, hi in SMOKE_BLOCKS for cp in range(lo, hi + 1)]
 
 
 def letter_inventory(codepoints=None, fonts=FONTS) -> dict[int, list[str]]:
