@@ -92,7 +92,10 @@ def bench_vit(cfg: ViTEncoderConfig, repeats: int) -> dict:
 def random_pool(cfg: ViTEncoderConfig, seed: int = 0) -> ImagePool:
     g = torch.Generator().manual_seed(seed)
     shape = (cfg.channels, cfg.image_size, cfg.image_size)
-    draw = lambda n, k: (torch.rand((n, k, *shape), generator=g) < 0.8).to(torch.uint8) * 255  # noqa: E731
+
+    def draw(n, k):  # binary images, 80 % background
+        return (torch.rand((n, k, *shape), generator=g) < 0.8).to(torch.uint8) * 255
+
     return ImagePool(draw(K2, 15), draw(K2, 5), draw(N_NOVEL, 20), source="random")
 
 
@@ -128,7 +131,8 @@ def bench_stage2(cfg: ViTEncoderConfig, repeats: int) -> dict:
         out[f"{name}_step_ms"] = 1e3 * median_time(step, repeats, inner=3 if cached else 1)
         out[f"{name}_step_cpu_ms"] = 1e3 * cpu_seconds(step, repeats)
         out[f"{name}_data_ms"] = 1e3 * median_time(lambda: stream.sample(SEQS, gen), repeats)
-    out["cache_speedup_vs_frozen_pixels"] = out["frozen_pixels_step_ms"] / out["frozen_cached_step_ms"]
+    out["cache_speedup_vs_frozen_pixels"] = (out["frozen_pixels_step_ms"]
+                                             / out["frozen_cached_step_ms"])
     out["cache_speedup_vs_trainable"] = (out["trainable_pixels_eps2=0.1_step_ms"]
                                          / out["frozen_cached_step_ms"])
     out["pool_images"] = K2 * 20 + N_NOVEL * 20

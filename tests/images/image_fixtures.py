@@ -51,8 +51,9 @@ def write_omniglot_tree(root, drawings: int = 20, size: int = 12):
                 folder = root / "omniglot-py" / split / alphabet / char
                 folder.mkdir(parents=True)
                 for j in reversed(range(drawings)):
-                    img = identity_image(ids[(split, alphabet, char)], j, size)
-                    Image.fromarray(img).convert("1").save(folder / f"{ids[(split, alphabet, char)]:04d}_{j + 1:02d}.png")
+                    cid = ids[(split, alphabet, char)]
+                    img = Image.fromarray(identity_image(cid, j, size)).convert("1")
+                    img.save(folder / f"{cid:04d}_{j + 1:02d}.png")
     return root
 
 

@@ -26,7 +26,8 @@ def trainable(module):
                          ids=lambda c: c.kind)
 def test_gaussian_m2_through_each_encoder(enc):
     world = make_multimodal_world(0, K1=32, L1=8, D1=16, K2=16, L2=8, D2=32)
-    batch = generate_multimodal(world, MultimodalSpec(N=4, B=2), 6, torch.Generator().manual_seed(0))
+    batch = generate_multimodal(world, MultimodalSpec(N=4, B=2), 6,
+                                torch.Generator().manual_seed(0))
     model = build_encoder_fusion(DECODER, enc)
     logits = model(batch.inputs, batch.m2_inputs)
     assert logits.shape == (6, 8)

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mmicl.data.images import glyphs
 from mmicl.data.images.glyphs import render_glyph_omniglot, script_of
@@ -25,7 +24,8 @@ def rendered(tmp_path_factory):
 
 def tree_bytes(root):
     base = root / "omniglot-py"
-    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(base)): p.read_bytes()
+            for p in sorted(base.rglob("*")) if p.is_file()}
 
 
 def test_scripts_from_unicode_names():

@@ -81,11 +81,13 @@ def test_patch_order_matches_einops_layout():
             for a in range(3):
                 for b in range(3):
                     for c in range(3):
-                        assert out[1, i * 2 + j, (a * 3 + b) * 3 + c] == x[1, c, i * 3 + a, j * 3 + b]
+                        pixel = x[1, c, i * 3 + a, j * 3 + b]
+                        assert out[1, i * 2 + j, (a * 3 + b) * 3 + c] == pixel
 
 
 def test_transformer_d2_not_a_multiple_of_segment():
-    with pytest.raises(ValueError, match=r"input_dim \(D2\)=200 is not a multiple of segment_len=128"):
+    with pytest.raises(ValueError,
+                       match=r"input_dim \(D2\)=200 is not a multiple of segment_len=128"):
         TransformerEncoderConfig(input_dim=200)
 
 
@@ -105,7 +107,8 @@ def test_wrong_input_shape_names_expected_shape():
     with pytest.raises(ValueError, match=r"shape \(2, 9, 32\); expected \(S, N\+1, 64\)"):
         mlp.encode(torch.zeros(2, 9, 32))
     vit = build_encoder(ViTEncoderConfig())
-    with pytest.raises(ValueError, match=r"expected \(S, N\+1, 1, 105, 105\) or \(S, N\+1, 105, 105\)"):
+    with pytest.raises(ValueError,
+                       match=r"expected \(S, N\+1, 1, 105, 105\) or \(S, N\+1, 105, 105\)"):
         vit.encode(torch.zeros(2, 9, 84, 84))
 
 

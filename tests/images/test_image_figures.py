@@ -45,7 +45,8 @@ def test_app_encoders_bars_and_baseline_equal_the_table():
         for pre, fro, label in app_encoders.VARIANTS:
             part = main[(main.split == split) & (main.encoder_pretrained == pre)
                         & (main.freeze_encoder == fro)]
-            expected = [part[part.encoder == e].accuracy.mean() for e in ("mlp", "cnn", "transformer")]
+            expected = [part[part.encoder == e].accuracy.mean()
+                        for e in ("mlp", "cnn", "transformer")]
             np.testing.assert_allclose(bars[label], expected)
         (line,) = [ln for ln in ax.lines if ln.get_label() == app_encoders.BASELINE_LABEL]
         base = df[(df.encoder == "none") & (df.split == split) & (df.K2 == 256)].accuracy.mean()
@@ -72,7 +73,8 @@ def expected_grid(df, source, split, K2s, Bs):
 
 
 def test_app_omniglot_heatmaps_equal_the_table():
-    df = pd.DataFrame(heatmap_table("gaussian", [32, 128, 512]) + heatmap_table("glyphs", [32, 64, 96])
+    df = pd.DataFrame(heatmap_table("gaussian", [32, 128, 512])
+                      + heatmap_table("glyphs", [32, 64, 96])
                       + heatmap_table("miniimagenet", [32]))
     sweep = {"grid": {"K2": [32, 64], "B": [1, 2, 4]}, "gaussian_K2": [32, 128, 512]}
     fig = app_omniglot.make(df, sweep, DEFAULTS)
@@ -82,7 +84,8 @@ def test_app_omniglot_heatmaps_equal_the_table():
                                                  ("gaussian", [32, 128, 512], "IW"),
                                                  ("glyphs", [32, 64], "IC"),
                                                  ("glyphs", [32, 64], "IW")]):
-        np.testing.assert_allclose(heatmap_values(ax), expected_grid(df, source, split, K2s, (1, 2, 4)))
+        np.testing.assert_allclose(heatmap_values(ax),
+                                   expected_grid(df, source, split, K2s, (1, 2, 4)))
         assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in K2s]
         assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "4"]
         assert app_omniglot.M2_SOURCES[source] in ax.get_title()

@@ -104,7 +104,8 @@ def build_encoder_fusion(decoder: DecoderConfig, encoder: EncoderConfig,
                          ) -> EncoderFusion:
     """Encoder (pretrained from `encoder_checkpoint`, else random) + projector + decoder (from a
     Stage-1 state dict if given, strictly: every decoder tensor must be there)."""
-    enc = load_encoder(encoder_checkpoint, encoder) if encoder_checkpoint else build_encoder(encoder)
+    enc = (load_encoder(encoder_checkpoint, encoder) if encoder_checkpoint
+           else build_encoder(encoder))
     model = EncoderFusion(MultimodalConfig(decoder, enc.out_dim, projector), enc, freeze_encoder,
                           freeze_layers, frozen_mode)
     if stage1_state is not None:

@@ -27,9 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmicl.io import atomic_write, load_torch
-from mmicl.models.encoder_specs import (  # noqa: F401  (re-exported for callers)
+from mmicl.models.encoder_specs import (
     CNNEncoderConfig, EncoderConfig, MLPEncoderConfig, TransformerEncoderConfig,
-    ViTEncoderConfig, config_from_dict, config_to_dict,
+    ViTEncoderConfig, config_to_dict,
 )
 
 _CHECKPOINT_FORMAT = "mmicl-encoder-v1"

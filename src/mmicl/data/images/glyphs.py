@@ -254,7 +254,8 @@ def plan_classes(codepoints=None, threshold: float = MERGE_THRESHOLD):
         by_alphabet.setdefault(script_of(members[0]), []).append(members)
     classes = []
     for split in SPLITS:
-        for alphabet in sorted(a for a in by_alphabet if (a in EVALUATION_SCRIPTS) == (split == SPLITS[1])):
+        evaluation = split == SPLITS[1]
+        for alphabet in sorted(a for a in by_alphabet if (a in EVALUATION_SCRIPTS) == evaluation):
             for i, members in enumerate(sorted(by_alphabet[alphabet])):
                 folder = f"character{i + 1:04d}_U+{members[0]:04X}"
                 classes.append(GlyphClass(split, alphabet, folder, tuple(members),
@@ -276,7 +277,8 @@ def _render_class(cls: GlyphClass, global_id: int, folder: Path, masters, seed: 
 
 def render_glyph_omniglot(root: str | os.PathLike, seed: int = 0, drawings: int = DRAWINGS,
                           size: int = IMAGE_SIZE, codepoints=None,
-                          threshold: float = MERGE_THRESHOLD, overwrite: bool = False) -> GlyphReport:
+                          threshold: float = MERGE_THRESHOLD,
+                          overwrite: bool = False) -> GlyphReport:
     """Render the glyph set into <root>/omniglot-py (see the module docstring); `codepoints`
     restricts the letters (tests). An existing tree is kept unless overwrite=True."""
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -285,7 +287,7 @@ def render_glyph_omniglot(root: str | os.PathLike, seed: int = 0, drawings: int 
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to render it again")
     classes, n_letters, masters = plan_classes(codepoints, threshold)
-    if not any(c.split == SPLITS[1] for c in classes) or not any(c.split == SPLITS[0] for c in classes):
+    if {c.split for c in classes} != set(SPLITS):
         raise ValueError(f"the letters asked for fill only one of {SPLITS}; the Omniglot layout "
                          f"needs both (evaluation alphabets: {sorted(EVALUATION_SCRIPTS)})")
     root.mkdir(parents=True, exist_ok=True)
@@ -321,7 +323,8 @@ def _manifest(report: GlyphReport, classes, seed, drawings, size, threshold) -> 
                      "freetype": features.version("freetype2")},
         "n_letters": report.n_letters, "n_classes": report.n_classes,
         "n_merged_letters": report.n_merged_letters, "n_merge_groups": report.n_merge_groups,
-        "alphabets": {a: {"split": s, "classes": n} for a, (s, n) in sorted(report.alphabets.items())},
+        "alphabets": {a: {"split": s, "classes": n}
+                      for a, (s, n) in sorted(report.alphabets.items())},
         "classes": [{"split": c.split, "alphabet": c.alphabet, "folder": c.folder,
                      "codepoints": [f"U+{cp:04X}" for cp in c.codepoints],
                      "names": [unicodedata.name(chr(cp)) for cp in c.codepoints]}

@@ -131,13 +131,14 @@ class ImageStream:
         return replace(batch, m2_inputs=self.items(ids, generator))
 
     def items(self, ids: torch.Tensor, generator) -> torch.Tensor:
-        """Cached features, or images /255 plus per-pixel noise eps2 (drawn from generator)."""
+        """Cached features, or images /255 plus per-pixel noise eps2 (drawn from generator), on
+        the device of `ids` (the world's). The pool stays where it was built (CPU)."""
         if self.cache is not None:
-            return self.cache.features[ids.to(self.cache.features.device)]
-        images = self.bank[ids.to(self.bank.device)].float().div_(255.0)
+            return self.cache.features[ids.to(self.cache.features.device)].to(ids.device)
+        images = self.bank[ids.to(self.bank.device)].to(ids.device).float().div_(255.0)
         if self.spec.eps2 > 0:
-            noise = torch.randn(images.shape, generator=generator, device=generator.device)
-            images += self.spec.eps2 * noise.to(images.device)
+            images += self.spec.eps2 * torch.randn(images.shape, generator=generator,
+                                                   device=ids.device)
         return images
 
     def test_sets(self, S: int, seed: int) -> dict[str, MultimodalBatch]:
