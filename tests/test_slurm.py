@@ -153,7 +153,7 @@ def test_smoke_tier_end_to_end_on_slurm(cluster, tmp_path):
     results = tmp_path / "results"
     for name in FIGURES:
         for ext in ("pdf", "png"):
-            path = results / "figures" / f"{name}.{ext}"
+            path = results / "smoke" / "figures" / f"{name}.{ext}"
             assert path.exists() and path.stat().st_size > 1000, path
 
     # Jobs really ran on Slurm: one Slurm job id per submission, one kept log per Slurm job, and

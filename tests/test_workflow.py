@@ -75,7 +75,7 @@ def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
     assert sum(v for k, v in counts.items() if k.startswith("figure_")) == len(FIGURES)
     full = snakemake("-n", workdir=tmp_path).stdout
     for name in FIGURES:
-        assert f"results/figures/{name}.pdf" in full
+        assert f"results/laptop/figures/{name}.pdf" in full
     # each run's model is the output of exactly one training job
     models = trained_models(full)
     assert models == {paths.run_file("results", s, "model.pt") for s in plan.all_runs(tier)}
@@ -85,7 +85,7 @@ def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
 def test_building_one_figure_trains_exactly_its_runs(tmp_path, figure):
     """Targeted rebuilds stay targeted: the dry-run plan of one figure trains its runs and the
     Stage-1 runs they start from, nothing that only other figures need."""
-    out = snakemake("-n", f"results/figures/{figure}.pdf", workdir=tmp_path).stdout
+    out = snakemake("-n", figure, workdir=tmp_path).stdout
     needed = plan.needed_runs(resolved_tier("laptop"), figure)
     assert trained_models(out) == {paths.run_file("results", s, "model.pt") for s in needed}
 
@@ -133,9 +133,81 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     assert not (tmp_path / "results").exists()
 
 
+def _job_resources(stdout: str) -> dict[str, list[dict]]:
+    """rule name -> the resources of each of its jobs in a dry run."""
+    out, rule = {}, None
+    for line in stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            pairs = (kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))
+            out.setdefault(rule, []).append({k.strip(): v.strip() for k, v in pairs})
+    return out
+
+
+def test_slurm_resources_of_every_rule_kind_come_from_config_and_environment(tmp_path):
+    env = {**os.environ, "MMICL_SLURM_PARTITION": "gpuq", "MMICL_SLURM_ACCOUNT": "lab"}
+    proc = subprocess.run(SNAKEMAKE + ["--profile", "slurm", "-n", "--config", "tier=smoke",
+                                       "device=cuda", f"results={tmp_path}/results"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = _job_resources(proc.stdout)
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["slurm"]["resources"]
+    kinds = {"train": [r for r in jobs if r.startswith("train_stage")],
+             "analysis": [r for r in jobs if r.startswith(("indicators_", "analyze_stage2",
+                                                           "regression"))],
+             "default": ["world", "multimodal_world", "collect", "collect_indicators",
+                         "findings", "figure_fig2c"]}
+    assert all(kinds.values())
+    for kind, rules in kinds.items():
+        for rule in rules:
+            for res in jobs[rule]:
+                assert res["slurm_partition"] == "gpuq" and res["slurm_account"] == "lab", rule
+                assert int(res["mem_mb"]) == cfg[kind]["mem_mb"], rule
+                per_run = cfg[kind]["runtime_minutes"]  # on cuda a cohort trains stacked
+                want = per_run
+                assert int(res["runtime"]) == want, rule
+                assert (res.get("gpu") == "1") == (kind == "train"), rule
+    # the partition in config wins over the environment
+    cfgfile = tmp_path / "c.yaml"
+    cfgfile.write_text(yaml.safe_dump({"slurm": {"partition": "cpuq"}}))
+    proc = subprocess.run(SNAKEMAKE + ["--profile", "slurm", "-n", "--configfile", str(cfgfile),
+                                       "--config", "tier=smoke", f"results={tmp_path}/results"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+                          stdin=subprocess.DEVNULL)
+    jobs = {rule: res for rule, res in _job_resources(proc.stdout).items()
+            if rule != "all" and rule not in FIGURES}  # target rules run nothing
+    assert {r["slurm_partition"] for rs in jobs.values() for r in rs} == {"cpuq"}
+    assert not any("gpu" in r for rs in jobs.values() for r in rs)  # device cpu: no GPU
+    sizes = {f"train_stage{c.stage}_{c.name}": len(c.members)
+             for c in plan.plan_cohorts(resolved_tier("smoke"))}
+    for rule in kinds["train"]:  # on the CPU a cohort's members train one after the other
+        assert int(jobs[rule][0]["runtime"]) == cfg["train"]["runtime_minutes"] * sizes[rule]
+
+
+def test_unknown_figure_lists_the_tiers_figures_and_old_paths_say_where_figures_went(tmp_path):
+    proc = snakemake("-n", "results/laptop/figures/fig99.pdf", workdir=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "no figure 'fig99' in tier 'laptop'; its figures are: fig2a, fig2b" in proc.stdout + \
+        proc.stderr
+    proc = snakemake("-n", "results/figures/fig2c.pdf", workdir=tmp_path, check=False)
+    assert "results/laptop/figures/fig2c.pdf" in proc.stdout + proc.stderr
+
+
+def test_malformed_config_file_names_the_file_and_line(tmp_path):
+    from mmicl.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tier: smoke\ndefaults:\n  seeds: [0\n  stage1: {K: 3}\n")
+    with pytest.raises(SystemExit, match=rf"{bad}:4:\d+: not valid YAML"):
+        main(["check-config", "--config", str(bad)])
+
+
 def test_tier_chosen_on_the_command_line(tmp_path):
     out = snakemake("-n", "--config", "tier=smoke", workdir=tmp_path).stdout
     assert "results/smoke/stage1/" in out and "results/laptop/" not in out
+    assert "results/smoke/figures/fig2c.pdf" in out and "results/smoke/findings.md" in out
 
 
 @pytest.mark.slow
@@ -145,7 +217,7 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     results = tmp_path / "results"
     for name in FIGURES:
         for ext in ("pdf", "png"):
-            path = results / "figures" / f"{name}.{ext}"
+            path = results / "smoke" / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 1000, path
     runs = plan.all_runs(tier)
     models = list((results / "smoke" / "stage1").glob("*/seed=*/model.pt"))
@@ -153,9 +225,9 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     stage2 = list((results / "smoke" / "stage2").glob("*/*/seed=*/model.pt"))
     assert len(stage2) == sum(s.stage == 2 for s in runs)
     for name in TABLES:
-        assert (results / "figures" / f"{name}.csv").stat().st_size > 50
-    assert "| full model |" in (results / "figures" / "table2.md").read_text()
-    assert "PHStrength^(1)_1" in (results / "figures" / "table1.md").read_text()
+        assert (results / "smoke" / "figures" / f"{name}.csv").stat().st_size > 50
+    assert "| full model |" in (results / "smoke" / "figures" / "table2.md").read_text()
+    assert "PHStrength^(1)_1" in (results / "smoke" / "figures" / "table1.md").read_text()
     # the indicator step ran once per run, from the run's snapshots
     assert len(list((results / "smoke" / "stage1").glob("*/seed=*/indicators.parquet"))) == \
         len(models)
@@ -163,13 +235,14 @@ def test_smoke_tier_builds_every_figure(tmp_path):
         len(stage2)
     regression = pd.read_parquet(results / "smoke" / "tables" / "regression.parquet")
     assert {"pearson", "r2", "importance", "prediction"} <= set(regression.kind)
-    findings = pd.read_parquet(results / "findings.parquet")
+    findings = pd.read_parquet(results / "smoke" / "findings.parquet")
     assert set(findings.verdict) <= {"pass", "fail", "n/a"} and (findings.tier == "smoke").all()
     assert (findings.verdict != "n/a").sum() >= 20  # smoke has the data for almost every one
-    assert "Findings check, tier `smoke`" in (results / "findings.md").read_text()
+    assert "Findings check, tier `smoke`" in (results / "smoke" / "findings.md").read_text()
     # the HTML report: every figure and the findings table
-    snakemake("--config", "tier=smoke", "--report", "report.html", workdir=tmp_path)
-    html = (tmp_path / "report.html").read_text()
+    report = paths.report("results", "smoke")
+    snakemake("--config", "tier=smoke", "--report", report, workdir=tmp_path)
+    html = (tmp_path / report).read_text()
     assert "fig6.png" in html and "findings.md" in html
     # every job left its log and benchmark: one per cohort of runs
     cohorts = plan.plan_cohorts(tier)
@@ -183,10 +256,24 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     assert {"pe", "K", "B", "eps", "seed", "run"} <= set(table.columns)
     # nothing left to do, and rebuilding one figure by path does not retrain anything
     assert "Nothing to be done" in snakemake("-n", "--config", "tier=smoke", workdir=tmp_path).stdout
-    (results / "figures" / "fig2c.pdf").unlink()
-    rebuilt = snakemake("-n", "results/figures/fig2c.pdf", "--config", "tier=smoke",
-                        workdir=tmp_path).stdout
-    assert "train_stage1" not in rebuilt and "figure" in rebuilt
+    (results / "smoke" / "figures" / "fig2c.pdf").unlink()
+    rebuilt = snakemake("-n", "fig2c", "--config", "tier=smoke", workdir=tmp_path).stdout
+    assert "train_stage1" not in rebuilt and "figure_fig2c" in rebuilt
+    snakemake("--cores", "1", "fig2c", "--config", "tier=smoke", workdir=tmp_path)
+
+    # another tier beside it: its own runs, figures and findings; smoke's are untouched
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (results / "smoke").rglob("*")
+              if p.is_file() and p.suffix in (".pdf", ".png", ".parquet", ".md", ".pt")}
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["tiers"]["smoke_b"] = {**cfg["tiers"]["smoke"], "seeds": [1]}
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake("--cores", "2", "fig2d", "--config", "tier=smoke_b", workdir=tmp_path,
+              configfile=tmp_path / "two.yaml")
+    other = results / "smoke_b" / "figures" / "fig2d.png"
+    assert other.exists() and other.read_bytes() != (results / "smoke" / "figures" /
+                                                     "fig2d.png").read_bytes()
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in before}
+    assert after == before
 
     # determinism: a second build from scratch gives identical tables (Stage 1, Stage 2,
     # interventions and indicators through training)

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
 def _threads(n: int) -> None:
     import torch
 
@@ -153,6 +156,37 @@ def cmd_figure(args) -> None:
     save(module.make(df, context["sweep"], context["defaults"]), args.pdf, args.png)
 
 
+def _tiers(args) -> list[dict]:
+    """The resolved tiers named by --tier (default: every tier of the config file)."""
+    from mmicl import plan
+
+    try:
+        cfg = plan.read_config_file(args.config)
+        for extra in args.configfile or []:
+            cfg = plan.deep_merge(cfg, plan.read_config_file(extra))
+        names = args.tier or list(cfg.get("tiers", {}))
+        out = []
+        for name in names:
+            plan.validate_schema({**cfg, "tier": name}, args.schema)
+            out.append(plan.tier_config({**cfg, "tier": name}))
+        return out
+    except plan.ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def cmd_plan(args) -> None:
+    """Per tier: runs, steps, jobs, and the CPU-/GPU-hours estimate, before anything runs."""
+    from mmicl.plan.costs import table
+
+    print(table(_tiers(args), args.cores))
+
+
+def cmd_check_config(args) -> None:
+    """Parse and validate config files; errors name the file and line, or the key."""
+    tiers = _tiers(args)
+    print(f"{args.config}: valid ({', '.join(t['tier'] for t in tiers)})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmicl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{key}", type=int)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_world)
+
+    for name, func, text in (("plan", cmd_plan, "what each tier trains and costs, before it runs"),
+                             ("check-config", cmd_check_config,
+                              "validate config files (errors name the file and line)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", default="config.yaml", help="the workflow's config.yaml")
+        p.add_argument("--configfile", action="append",
+                       help="override file(s) merged over --config, as snakemake --configfile")
+        p.add_argument("--tier", action="append", help="tier(s) to show (default: all)")
+        p.add_argument("--schema", default=str(SCHEMA), help="the config schema")
+        p.add_argument("--cores", type=int, default=None, help="cores, for a wall-time estimate")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="train the runs of one cohort in one process")
     p.add_argument("--members", required=True, help="JSON list of run entries, or @file")

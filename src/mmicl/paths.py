@@ -50,14 +50,19 @@ def table(results: str, tier: str, name: str) -> str:
     return f"{results}/{tier}/tables/{name}.parquet"
 
 
-def findings(results: str, ext: str = "parquet") -> str:
-    """The findings check (one per results folder, like the figures; a tier column inside)."""
-    return f"{results}/findings.{ext}"
+def findings(results: str, tier: str, ext: str = "parquet") -> str:
+    """The findings check of a tier."""
+    return f"{results}/{tier}/findings.{ext}"
 
 
-def figure(results: str, name: str, ext: str = "pdf") -> str:
-    """Figures (pdf, png) and tables (also csv, md) live together under results/figures/."""
-    return f"{results}/figures/{name}.{ext}"
+def figure(results: str, tier: str, name: str, ext: str = "pdf") -> str:
+    """A tier's figures (pdf, png) and tables (also csv, md), under results/<tier>/figures/."""
+    return f"{results}/{tier}/figures/{name}.{ext}"
+
+
+def report(results: str, tier: str) -> str:
+    """The HTML report of a tier (`snakemake --report <this path>`)."""
+    return f"{results}/{tier}/report.html"
 
 
 def log(results: str, tier: str, *parts: str) -> str:

@@ -29,11 +29,11 @@ for cohort in COHORTS:
             paths.benchmark(RESULTS, TIER_NAME, "indicators", f"stage{cohort.stage}", cohort.name)
         threads: THREADS
         resources:
-            **SLURM_PLACEMENT,
+            **job_resources("analysis"),
         conda:
             "../../envs/mmicl.yaml"
         shell:
-            "mmicl indicators --run-dir {params.run_dirs} --out {output} --threads {threads} "
+            "python -m mmicl.cli indicators --run-dir {params.run_dirs} --out {output} --threads {threads} "
             "2> {log}"
 
 
@@ -56,11 +56,11 @@ rule analyze_stage2:
         paths.benchmark(RESULTS, TIER_NAME, "analysis", "{stage1_run}", "{run}", "seed={seed}")
     threads: THREADS
     resources:
-        **SLURM_PLACEMENT,
+        **job_resources("analysis"),
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl analyze-stage2 --run-dir {params.run_dir} --readings {params.readings} "
+        "python -m mmicl.cli analyze-stage2 --run-dir {params.run_dir} --readings {params.readings} "
         "--interventions {output.interventions} --alignment {output.alignment} "
         "--threads {threads} 2> {log}"
 
@@ -75,6 +75,8 @@ rule collect_indicators:
         family="unimodal|multimodal",
     params:
         code=code_version("tables"),
+    resources:
+        **job_resources("default"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "indicators_{family}"),
     benchmark:
@@ -82,7 +84,7 @@ rule collect_indicators:
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl collect --out {output} {input} 2> {log}"
+        "python -m mmicl.cli collect --out {output} {input} 2> {log}"
 
 
 rule regression:
@@ -99,9 +101,9 @@ rule regression:
     benchmark:
         paths.benchmark(RESULTS, TIER_NAME, "tables", "regression")
     resources:
-        **SLURM_PLACEMENT,
+        **job_resources("analysis"),
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl regression --unimodal {input.unimodal} --multimodal {input.multimodal} "
+        "python -m mmicl.cli regression --unimodal {input.unimodal} --multimodal {input.multimodal} "
         "--settings {params.settings} --out {output} 2> {log}"

@@ -4,11 +4,24 @@
 import json
 import os
 import shlex
+import sys
+
+from snakemake.exceptions import WorkflowError
 
 from mmicl import paths, plan
+from mmicl.plan.costs import summary as cost_summary
+from mmicl.plan.costs import tier_cost
 from mmicl.fingerprint import code_version, figure_code
 from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, FINDINGS_SOURCES, SOURCES, TABLES
 from mmicl.specs import WorldKey, resolve
+
+# Jobs run this checkout's library, installed or not (e.g. in a `--sdm conda` env, which holds
+# the dependencies only): `python -m mmicl.cli` with src/ first on PYTHONPATH.
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH="
+    + shlex.quote(f"{workflow.basedir}/src")
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+)
 
 plan.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
 TIER = plan.tier_config(config)
@@ -17,7 +30,6 @@ RESULTS = TIER["results"]
 DEVICE = TIER["device"]
 THREADS = config.get("threads_per_run", 1)
 SLURM = config.get("slurm", {})
-GPUS = 1 if DEVICE.startswith("cuda") else 0
 # Cluster placement is never hard-coded: config `slurm.partition` / `slurm.account`, else the
 # environment variables MMICL_SLURM_PARTITION / MMICL_SLURM_ACCOUNT, else the cluster default.
 SLURM_PLACEMENT = {
@@ -28,7 +40,39 @@ SLURM_PLACEMENT = {
     }.items()
     if value
 }
+GPU_KINDS = ("train",)  # job kinds that use `device` (the analyses run on the CPU)
+
+
+def job_resources(kind, runs=1):
+    """Slurm resources of a job kind (train, analysis, default): memory, wall time (train: per
+    run, summed over a sequential cohort), a GPU for training on cuda, partition and account."""
+    table = SLURM.get("resources", {})
+    res = {**table.get("default", {}), **table.get(kind, {})}
+    return {
+        "mem_mb": res.get("mem_mb", 1000),
+        "runtime": res.get("runtime_minutes", 30) * runs,
+        **({"gpu": 1} if kind in GPU_KINDS and DEVICE.startswith("cuda") else {}),
+        **SLURM_PLACEMENT,
+    }
+
+
 COHORTS = plan.plan_cohorts(TIER)
+COST = tier_cost(TIER)
+if workflow.is_main_process and not workflow.remote_exec:
+    print(f"mmicl plan: {cost_summary(TIER)}", file=sys.stderr)
+
+
+onstart:
+    # Not on dry runs: a tier that would keep a CPU busy for days (the paper tier) starts only
+    # when asked for explicitly.
+    if (not DEVICE.startswith("cuda") and COST["cpu_hours"] > config.get("cpu_hours_limit", 24)
+            and not config.get("allow_cpu_paper", False)):
+        raise SystemExit(
+            f"tier {TIER_NAME!r} on device {DEVICE!r} is estimated at {COST['cpu_hours']:,.0f} "
+            f"CPU-hours (over cpu_hours_limit={config.get('cpu_hours_limit', 24)}): use a GPU "
+            f"(--config device=cuda) or confirm with --config allow_cpu_paper=true"
+        )
+
 COHORT_BACKEND = plan.resolve_backend(TIER["cohorts"]["backend"], DEVICE)
 
 
@@ -69,14 +113,8 @@ def cohort_entries(cohort):
 
 
 def cohort_resources(cohort):
-    """Slurm: `runtime_minutes` is per run; members one after the other add up."""
-    per_run = SLURM.get("runtime_minutes", 120)
-    return {
-        "mem_mb": SLURM.get("mem_mb", 2000),
-        "runtime": per_run * (len(cohort.members) if COHORT_BACKEND == "sequential" else 1),
-        "gpu": GPUS,
-        **SLURM_PLACEMENT,
-    }
+    """A training job: members one after the other add up their wall time."""
+    return job_resources("train", len(cohort.members) if COHORT_BACKEND == "sequential" else 1)
 
 
 def figure_inputs(figure):
@@ -122,11 +160,22 @@ def findings_context():
 
 def figure_outputs(name):
     exts = ("pdf", "png", "csv", "md") if name in TABLES else ("pdf", "png")
-    return {ext: paths.figure(RESULTS, name, ext) for ext in exts}
+    return {ext: paths.figure(RESULTS, TIER_NAME, name, ext) for ext in exts}
 
 
 def figure_targets():
-    targets = [paths.findings(RESULTS, "parquet"), paths.findings(RESULTS, "md")]
+    targets = [paths.findings(RESULTS, TIER_NAME, "parquet"), paths.findings(RESULTS, TIER_NAME, "md")]
     for name in TIER["figures"]:
         targets += list(figure_outputs(name).values())
     return targets
+
+
+def unknown_figure(name):
+    raise WorkflowError(f"no figure {name!r} in tier {TIER_NAME!r}; its figures are: "
+                        f"{', '.join(TIER['figures'])} (each at {paths.figure(RESULTS, TIER_NAME, '<figure>', 'pdf')}, "
+                        f"or as a target: snakemake <figure>)")
+
+
+def moved_figure(name, ext):
+    raise WorkflowError(f"figures live under their tier now: "
+                        f"{paths.figure(RESULTS, TIER_NAME, name, ext)} (or: snakemake {name})")

@@ -17,6 +17,8 @@ rule collect:
         figure="|".join(name for name in FIGURES if SOURCES[name] != "regression"),
     params:
         code=code_version("tables"),
+    resources:
+        **job_resources("default"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "{figure}"),
     benchmark:
@@ -24,11 +26,19 @@ rule collect:
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl collect --out {output} {input} 2> {log}"
+        "python -m mmicl.cli collect --out {output} {input} 2> {log}"
 
 
 for name in TIER["figures"]:
     outputs = figure_outputs(name)
+
+    # `snakemake fig2c` builds results/<tier>/figures/fig2c.* (a short target for every figure)
+    rule:
+        name:
+            name
+        input:
+            list(outputs.values()),
+        localrule: True
 
     rule:
         name:
@@ -60,10 +70,12 @@ for name in TIER["figures"]:
         benchmark:
             paths.benchmark(RESULTS, TIER_NAME, "figures", name)
         localrule: True
+        resources:
+            **job_resources("default"),
         conda:
             "../../envs/mmicl.yaml"
         shell:
-            "mmicl figure {params.name} --table {input.table} --context {params.context} "
+            "python -m mmicl.cli figure {params.name} --table {input.table} --context {params.context} "
             "--pdf {output.pdf} --png {output.png} {params.rows} 2> {log}"
 
 
@@ -71,9 +83,9 @@ rule findings:
     input:
         unpack(findings_tables),
     output:
-        table=paths.findings(RESULTS, "parquet"),
+        table=paths.findings(RESULTS, TIER_NAME, "parquet"),
         md=report(
-            paths.findings(RESULTS, "md"),
+            paths.findings(RESULTS, TIER_NAME, "md"),
             caption="../report/findings.rst",
             category="Findings",
         ),
@@ -83,6 +95,8 @@ rule findings:
         settings=quoted_json(TIER["findings"]),
         tier=TIER_NAME,
         code=code_version("findings"),
+    resources:
+        **job_resources("default"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "findings"),
     benchmark:
@@ -90,6 +104,36 @@ rule findings:
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl findings --tables {params.tables} --context {params.context} "
+        "python -m mmicl.cli findings --tables {params.tables} --context {params.context} "
         "--settings {params.settings} --tier {params.tier} --out {output.table} "
         "--md {output.md} 2> {log}"
+
+
+rule unknown_figure:
+    """A figure path of this tier that no figure makes: stop with the list of figures."""
+    output:
+        paths.figure(RESULTS, TIER_NAME, "{unknown}", "{ext}"),
+    wildcard_constraints:
+        unknown=r"(?!(" + "|".join(TIER["figures"]) + r")$)[^/]+",
+    input:
+        lambda wc: unknown_figure(wc.unknown),
+    log:
+        paths.log(RESULTS, TIER_NAME, "figures", "unknown_{unknown}.{ext}"),
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "false"
+
+
+rule moved_figure:
+    """Figures used to live in results/figures/: say where they are now."""
+    output:
+        f"{RESULTS}/figures/{{name}}.{{ext}}",
+    input:
+        lambda wc: moved_figure(wc.name, wc.ext),
+    log:
+        paths.log(RESULTS, TIER_NAME, "figures", "moved_{name}.{ext}"),
+    conda:
+        "../../envs/mmicl.yaml"
+    shell:
+        "false"

@@ -14,11 +14,11 @@ rule world:
         L=r"\d+",
         D=r"\d+",
     resources:
-        **SLURM_PLACEMENT,
+        **job_resources("default"),
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl world --seed {wildcards.seed} --K {wildcards.K} --L {wildcards.L} "
+        "python -m mmicl.cli world --seed {wildcards.seed} --K {wildcards.K} --L {wildcards.L} "
         "--D {wildcards.D} --out {output} 2> {log}"
 
 
@@ -41,11 +41,11 @@ rule multimodal_world:
         L2=r"\d+",
         D2=r"\d+",
     resources:
-        **SLURM_PLACEMENT,
+        **job_resources("default"),
     conda:
         "../../envs/mmicl.yaml"
     shell:
-        "mmicl world --seed {wildcards.seed} --K {wildcards.K1} --L {wildcards.L1} "
+        "python -m mmicl.cli world --seed {wildcards.seed} --K {wildcards.K1} --L {wildcards.L1} "
         "--D {wildcards.D1} --K2 {wildcards.K2} --L2 {wildcards.L2} --D2 {wildcards.D2} "
         "--out {output} 2> {log}"
 
@@ -65,7 +65,7 @@ for cohort in COHORTS:
             [update(run_file(m, name)) for m in cohort.members for name in paths.RUN_FILES],
         params:
             command=(
-                f"mmicl train --members {quoted_json(cohort_entries(cohort))} "
+                f"python -m mmicl.cli train --members {quoted_json(cohort_entries(cohort))} "
                 f"--backend {COHORT_BACKEND} --checkpoint "
                 + shlex.quote(paths.cohort_checkpoint(RESULTS, TIER_NAME, cohort.stage, cohort.name))
                 + ("" if TIER["cohorts"]["reuse"] else " --no-reuse")

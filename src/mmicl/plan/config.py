@@ -38,6 +38,26 @@ def deep_merge(base: Mapping, override: Mapping) -> dict:
     return out
 
 
+def read_config_file(path: str | Path) -> dict:
+    """A YAML config file as a dict; a malformed file raises ConfigError naming the file and
+    the line and column of the problem."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
 def _format_path(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
