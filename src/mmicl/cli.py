@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def cmd_train(args) -> None:
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     done = train_cohort(members, backend=args.backend, progress=not args.no_progress,
-                        checkpoint=args.checkpoint or None, reuse=not args.no_reuse)
+                        checkpoint=args.checkpoint or None, reuse=not args.no_reuse,
+                        accept_code=args.accept_code
+                        or os.environ.get("MMICL_ON_CODE_CHANGE") == "keep")
     print(f"cohort of {len(members)}: {len(done['trained'])} trained, {len(done['reused'])} "
           f"already up to date", file=sys.stderr)
 
@@ -181,6 +184,26 @@ def cmd_plan(args) -> None:
     print(table(_tiers(args), args.cores))
 
 
+def cmd_progress(args) -> None:
+    """Runs of a tier: done / running / stopped / waiting, step, latest IC and IW, ETA."""
+    from mmicl.monitor import progress_table
+
+    for tier in _tiers(args):
+        if args.results:
+            tier["results"] = args.results
+        print(progress_table(tier, show_all=args.all))
+
+
+def cmd_stale(args) -> None:
+    """Outputs of a tier made by code that has changed since, grouped by rule."""
+    from mmicl.monitor import stale_table
+
+    for tier in _tiers(args):
+        if args.results:
+            tier["results"] = args.results
+        print(stale_table(tier, args.workdir))
+
+
 def cmd_check_config(args) -> None:
     """Parse and validate config files; errors name the file and line, or the key."""
     tiers = _tiers(args)
@@ -200,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_world)
 
     for name, func, text in (("plan", cmd_plan, "what each tier trains and costs, before it runs"),
+                             ("progress", cmd_progress, "runs done / running / waiting, IC, ETA"),
+                             ("stale", cmd_stale, "outputs made by code that changed since"),
                              ("check-config", cmd_check_config,
                               "validate config files (errors name the file and line)")):
         p = sub.add_parser(name, help=text)
@@ -209,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tier", action="append", help="tier(s) to show (default: all)")
         p.add_argument("--schema", default=str(SCHEMA), help="the config schema")
         p.add_argument("--cores", type=int, default=None, help="cores, for a wall-time estimate")
+        if name in ("progress", "stale"):
+            p.add_argument("--results", default="", help="results folder (default: config's)")
+        if name == "progress":
+            p.add_argument("--all", action="store_true", help="list every run, not only running")
+        if name == "stale":
+            p.add_argument("--workdir", default=".", help="Snakemake's working directory")
         p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="train the runs of one cohort in one process")
@@ -218,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="", help="resume file of a stacked cohort")
     p.add_argument("--no-reuse", action="store_true",
                    help="retrain members even if their outputs are up to date")
+    p.add_argument("--accept-code", action="store_true",
+                   help="keep members trained by other training code (on_code_change=keep)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)

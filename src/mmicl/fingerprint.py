@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parent
 # group -> library paths (files or folders, relative to src/mmicl) whose code shapes that output
 CODE_GROUPS: dict[str, tuple[str, ...]] = {
     # a trained run's numbers: data streams, models, the loop, specs, evaluation on test sets
-    "training": ("data", "models", "train", "specs", "analysis/evaluate.py", "io.py"),
+    # (not the job plumbing: train/cohort.py, train/outputs.py, io.py, the CLI, planning)
+    "training": ("data/specs.py", "data/worlds.py", "data/sequences.py", "data/multimodal.py",
+                 "models", "train/loop.py", "train/members.py", "train/stacking.py", "specs",
+                 "analysis/evaluate.py"),
     # per-run analyses read trained runs
     "indicators": ("analysis/indicators.py", "analysis/scores.py", "analysis/adapter.py",
                    "analysis/ours.py", "analysis/runs.py"),
@@ -27,7 +30,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "tables": ("analysis/tables.py",),
     "regression": ("analysis/regression.py",),
     "findings": ("analysis/findings.py", "figures/common.py"),
-    "figure_common": ("figures/common.py", "io.py"),
+    "figure_common": ("figures/common.py",),
 }
 
 
@@ -50,13 +53,25 @@ def fingerprint(*entries: str) -> str:
 
 
 def code_version(group: str = "training") -> str:
-    """Fingerprint of one code group (the training code by default)."""
+    """Fingerprint of one code group (the training code by default), or of one figure's code
+    (`figure:<name>`: its module and the shared plotting code)."""
+    if group.startswith("figure:"):
+        return fingerprint(f"figures/{group.split(':', 1)[1]}.py", *CODE_GROUPS["figure_common"])
     if group not in CODE_GROUPS:
         raise ValueError(f"unknown code group {group!r}; expected one of: "
                          f"{', '.join(CODE_GROUPS)}")
     return fingerprint(*CODE_GROUPS[group])
 
 
-def figure_code(figure: str) -> str:
-    """A figure depends on its own module and the shared plotting code."""
-    return fingerprint(f"figures/{figure}.py", *CODE_GROUPS["figure_common"])
+def code_param(group: str, version: str | None = None) -> str:
+    """The value a rule carries in its params: `<group>@<fingerprint>`. Snakemake reruns a job
+    whose params changed, and `mmicl stale` reads the group back from Snakemake's records."""
+    return f"{group}@{version or code_version(group)}"
+
+
+def parse_code_param(value: str) -> tuple[str, str] | None:
+    """(group, fingerprint) of a code param as Snakemake records it (repr-quoted), else None."""
+    group, sep, version = str(value).strip().strip("'\"").rpartition("@")
+    if not sep or len(version) != 16 or not group:
+        return None
+    return group, version

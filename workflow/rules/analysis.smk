@@ -22,7 +22,7 @@ for cohort in COHORTS:
             run_dirs=lambda wc, input: " ".join(
                 shlex.quote(os.path.dirname(f)) for f in input.snapshots
             ),
-            code=code_version("indicators"),
+            code=code_param("indicators"),
         log:
             paths.log(RESULTS, TIER_NAME, "indicators", f"stage{cohort.stage}", cohort.name),
         benchmark:
@@ -49,7 +49,7 @@ rule analyze_stage2:
     params:
         run_dir=lambda wc: STAGE2_DIR.format(**wc),
         readings=quoted_json(TIER["interventions"]),
-        code=code_version("interventions"),
+        code=code_param("interventions"),
     log:
         paths.log(RESULTS, TIER_NAME, "analysis", "{stage1_run}", "{run}", "seed={seed}"),
     benchmark:
@@ -74,7 +74,7 @@ rule collect_indicators:
     wildcard_constraints:
         family="unimodal|multimodal",
     params:
-        code=code_version("tables"),
+        code=code_param("tables"),
     resources:
         **job_resources("default"),
     log:
@@ -95,7 +95,7 @@ rule regression:
         paths.table(RESULTS, TIER_NAME, "regression"),
     params:
         settings=quoted_json(TIER["regression"]),
-        code=code_version("regression"),
+        code=code_param("regression"),
     log:
         paths.log(RESULTS, TIER_NAME, "tables", "regression"),
     benchmark:

@@ -11,16 +11,21 @@ from snakemake.exceptions import WorkflowError
 from mmicl import paths, plan
 from mmicl.plan.costs import summary as cost_summary
 from mmicl.plan.costs import tier_cost
-from mmicl.fingerprint import code_version, figure_code
+from mmicl.monitor import stale_message, stale_runs
+from mmicl.fingerprint import code_param, code_version
 from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, FINDINGS_SOURCES, SOURCES, TABLES
 from mmicl.specs import WorldKey, resolve
 
 # Jobs run this checkout's library, installed or not (e.g. in a `--sdm conda` env, which holds
 # the dependencies only): `python -m mmicl.cli` with src/ first on PYTHONPATH.
+# MMICL_ON_CODE_CHANGE tells `mmicl train` the config's on_code_change (in the prefix, not in
+# the commands, so choosing `keep` does not itself change the training jobs and rerun them).
 shell.prefix(
     "set -euo pipefail; export PYTHONPATH="
     + shlex.quote(f"{workflow.basedir}/src")
-    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+    + "${{PYTHONPATH:+:$PYTHONPATH}} MMICL_ON_CODE_CHANGE="
+    + shlex.quote(config.get("on_code_change", "stop"))
+    + "; "
 )
 
 plan.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -58,6 +63,12 @@ def job_resources(kind, runs=1):
 
 COHORTS = plan.plan_cohorts(TIER)
 COST = tier_cost(TIER)
+# Retraining is never silent: runs trained by other training code stop the workflow unless
+# the user chooses (config on_code_change: retrain them, or keep their outputs as they are).
+ON_CODE_CHANGE = config.get("on_code_change", "stop")
+STALE = {spec.key: recorded for spec, recorded in stale_runs(TIER)}
+if STALE and ON_CODE_CHANGE == "stop" and workflow.is_main_process and not workflow.remote_exec:
+    raise WorkflowError(stale_message(TIER, STALE, COHORTS))
 if workflow.is_main_process and not workflow.remote_exec:
     print(f"mmicl plan: {cost_summary(TIER)}", file=sys.stderr)
 
@@ -110,6 +121,15 @@ def cohort_entries(cohort):
     """The members of a `mmicl train` job."""
     return [{"spec": m.to_dict(), "out_dir": paths.run_dir(RESULTS, m), "inputs": run_inputs(m)}
             for m in cohort.members]
+
+
+def training_code(cohort):
+    """The training-code fingerprint(s) a training job's params carry: the current code, or
+    with on_code_change=keep the code that made each member already trained."""
+    if ON_CODE_CHANGE != "keep":
+        return code_param("training")
+    versions = sorted({STALE.get(m.key, code_version("training")) for m in cohort.members})
+    return " ".join(code_param("training", v) for v in versions)
 
 
 def cohort_resources(cohort):

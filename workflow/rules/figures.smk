@@ -16,7 +16,7 @@ rule collect:
     wildcard_constraints:
         figure="|".join(name for name in FIGURES if SOURCES[name] != "regression"),
     params:
-        code=code_version("tables"),
+        code=code_param("tables"),
     resources:
         **job_resources("default"),
     log:
@@ -64,7 +64,7 @@ for name in TIER["figures"]:
                 if name in TABLES
                 else ""
             ),
-            code=figure_code(name),
+            code=code_param(f"figure:{name}"),
         log:
             paths.log(RESULTS, TIER_NAME, "figures", name),
         benchmark:
@@ -94,7 +94,7 @@ rule findings:
         context=findings_context(),
         settings=quoted_json(TIER["findings"]),
         tier=TIER_NAME,
-        code=code_version("findings"),
+        code=code_param("findings"),
     resources:
         **job_resources("default"),
     log:
@@ -114,7 +114,7 @@ rule unknown_figure:
     output:
         paths.figure(RESULTS, TIER_NAME, "{unknown}", "{ext}"),
     wildcard_constraints:
-        unknown=r"(?!(" + "|".join(TIER["figures"]) + r")$)[^/]+",
+        unknown=r"(?!(?:" + "|".join(TIER["figures"]) + r")\.)[^/]+",
     input:
         lambda wc: unknown_figure(wc.unknown),
     log:

@@ -70,6 +70,7 @@ for cohort in COHORTS:
                 + shlex.quote(paths.cohort_checkpoint(RESULTS, TIER_NAME, cohort.stage, cohort.name))
                 + ("" if TIER["cohorts"]["reuse"] else " --no-reuse")
             ),
+            code=training_code(cohort),
         log:
             paths.log(RESULTS, TIER_NAME, f"stage{cohort.stage}", "cohorts", cohort.name),
         benchmark:

@@ -94,10 +94,19 @@ def tier_config(config: Mapping) -> dict:
         raise ConfigError(f"tier={tier!r} is not defined; expected one of: {', '.join(tiers)}")
     merged = deep_merge(config.get("defaults", {}), tiers[tier] or {})
     merged["tier"] = tier
-    merged["device"] = config.get("device", "cpu")
+    merged["device"] = resolve_device(config.get("device", "cpu"))
     merged["results"] = config.get("results", "results")
     check_tier(merged)
     return merged
+
+
+def resolve_device(device: str) -> str:
+    """`auto`: cuda when this host has an NVIDIA GPU (seen without importing torch), else cpu.
+    On a cluster whose login node has no GPU, say `device: cuda` explicitly."""
+    if device != "auto":
+        return device
+    has_gpu = Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
+    return "cuda" if has_gpu else "cpu"
 
 
 def check_tier(tier: Mapping) -> None:

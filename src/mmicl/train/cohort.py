@@ -46,11 +46,12 @@ class Entry:
 
 def train_cohort(entries: Sequence[Entry], backend: str = "auto", device: str | None = None,
                  progress: bool = True, checkpoint: str | Path | None = None,
-                 reuse: bool = True) -> dict[str, list[Path]]:
+                 reuse: bool = True, accept_code: bool = False) -> dict[str, list[Path]]:
     """Train the stale members of one cohort; returns the out_dirs trained and reused.
 
     sequential: each member is built and trained alone (its own resume.pt); vmap: the stale
-    members as one stacked model, resumable from `checkpoint`."""
+    members as one stacked model, resumable from `checkpoint`. accept_code: a member trained by
+    other training code counts as up to date (the workflow's on_code_change=keep)."""
     if not entries:
         raise ValueError("a cohort needs at least one member")
     devices = {e.spec.device for e in entries}
@@ -62,7 +63,7 @@ def train_cohort(entries: Sequence[Entry], backend: str = "auto", device: str | 
 
     def fresh(entry: Entry) -> bool:
         out_dir = Path(entry.out_dir)
-        if reuse and is_trained(out_dir, entry.spec):
+        if reuse and is_trained(out_dir, entry.spec, accept_code):
             touch_outputs(out_dir)
             done["reused"].append(out_dir)
             print(f"{out_dir}: up to date (same spec and training code), not retrained",

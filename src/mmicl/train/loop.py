@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from mmicl import io
 from mmicl.analysis.evaluate import evaluate, forward, mean_attention
+from mmicl.monitor import PROGRESS_FILE
 from mmicl.specs import TrainConfig
 from mmicl.train.members import Member
 from mmicl.train.outputs import Snapshots, write_outputs
@@ -191,7 +192,10 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
                 rows[i].append({"iteration": iteration, "split": "train", **train})
         if with_train:
             windows.reset()
+        for i, m in enumerate(members):
+            write_progress(m.out_dir, rows[i], iteration, cfg.iterations, started_at, start_step)
 
+    started_at, start_step = time.time(), step
     if step == 0:
         log_eval(0)
         for i, m in enumerate(members):
@@ -238,6 +242,19 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return curves
+
+
+def write_progress(out_dir: Path, rows: list[dict], step: int, total: int, started_at: float,
+                   start_step: int) -> None:
+    """progress.json beside the run's outputs (read by `mmicl progress`, also on a cluster):
+    the step, the latest IC/IW accuracy and train loss, and this process's speed."""
+    latest = {r["split"]: r for r in rows if r["iteration"] == step}
+    elapsed = time.time() - started_at
+    io.write_json({"step": step, "total": total, "updated": time.time(),
+                   "steps_per_s": (step - start_step) / elapsed if elapsed > 0 else None,
+                   "IC": latest.get("IC", {}).get("accuracy"),
+                   "IW": latest.get("IW", {}).get("accuracy"),
+                   "loss": latest.get("train", {}).get("loss")}, out_dir / PROGRESS_FILE)
 
 
 def _label(members: Sequence[Member]) -> str:

@@ -103,9 +103,9 @@ def write_outputs(out_dir: Path, spec: RunSpec, model: torch.nn.Module, test_set
     io.write_json(run_config(spec, model, **extra), out_dir / "config.json")
 
 
-def is_trained(out_dir: str | Path, spec: RunSpec) -> bool:
+def is_trained(out_dir: str | Path, spec: RunSpec, accept_code: bool = False) -> bool:
     """True iff `out_dir` holds every output of this spec, trained by the current training code
-    (config.json is written last, so it marks a complete run)."""
+    (or any, with accept_code); config.json is written last, so it marks a complete run."""
     out_dir = Path(out_dir)
     if not all((out_dir / name).is_file() for name in paths.RUN_FILES):
         return False
@@ -114,7 +114,7 @@ def is_trained(out_dir: str | Path, spec: RunSpec) -> bool:
     except ValueError:
         return False
     return (written.get("fingerprint") == spec.fingerprint()
-            and written.get("code_version") == code_version())
+            and (accept_code or written.get("code_version") == code_version()))
 
 
 def touch_outputs(out_dir: Path) -> None:
