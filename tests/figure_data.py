@@ -134,11 +134,17 @@ INTERVENTIONS = {  # name -> (IC accuracy of seed 0, added per seed)
     "full": (0.9, 0.0), "ph_knockout": (0.10, 0.01), "ih_knockout": (0.05, 0.02),
     "zero_m2": (0.30, 0.04), "zero_m1": (0.20, 0.03),
 }
+# readings of each intervention in the synthetic Table-2 rows, with an offset each (two
+# readings of one intervention must stay apart in the table: one row per reading)
+READINGS = {"full": {"none": 0.0}, "ph_knockout": {"zero": 0.0, "uniform": 0.3},
+            "ih_knockout": {"zero": 0.0, "uniform": 0.2}, "zero_m2": {"items": 0.0},
+            "zero_m1": {"items": 0.0, "tokens": -0.15}}
 
 
-def intervention_accuracy(name: str, split: str, seed: int) -> float:
+def intervention_accuracy(name: str, split: str, seed: int, reading: str | None = None) -> float:
     a, b = INTERVENTIONS[name]
-    return a + b * seed if split == "IC" else 0.5 + 0.1 * seed  # IW rows: not in Table 2
+    offset = READINGS[name][reading] if reading else 0.0
+    return a + b * seed + offset if split == "IC" else 0.5 + 0.1 * seed  # IW: not in Table 2
 
 
 def alignment_values(p: Mapping, split: str, seed: int) -> dict:
@@ -160,10 +166,10 @@ def _stage2_rows(tier, figure, seeds):
             base = {**params, "seed": seed, "run": ids[0], "stage1_run": ids[1]}
             if SOURCES[figure] == "interventions":
                 rows[ids, seed] = [
-                    {**base, "intervention": name, "reading": "none" if name == "full" else "x",
-                     "split": split, "loss": 1.0,
-                     "accuracy": intervention_accuracy(name, split, seed)}
-                    for split in ("IC", "IW") for name in INTERVENTIONS]
+                    {**base, "intervention": name, "reading": reading, "split": split,
+                     "loss": 1.0, "accuracy": intervention_accuracy(name, split, seed, reading)}
+                    for split in ("IC", "IW") for name in INTERVENTIONS
+                    for reading in READINGS[name]]
             elif SOURCES[figure] == "alignment":
                 rows[ids, seed] = [{**base, "split": split, "projected_norm": 1.0, "m1_norm": 1.0,
                                     **alignment_values(params, split, seed)}

@@ -169,12 +169,15 @@ def check_fig2d(fig, tier, df):
             assert (ax.get_xlabel(), ax.get_ylabel()) == ("key", "query")
 
 
-PAPER_TABLE2 = (  # intervention, label, the paper's mean and std (0: none given)
-    ("full", "full model", 0.970, 0.025),
-    ("ph_knockout", "PH knockout (layer-1 head)", 0.199, 0.005),
-    ("ih_knockout", "IH knockout (layer-2 head)", 0.062, 0.003),
-    ("zero_m2", "M2 zeroed", 0.336, 0.0),
-    ("zero_m1", "M1 zeroed", 0.063, 0.0),
+PAPER_TABLE2 = (  # intervention, reading, label, the paper's mean and std (0: none given)
+    ("full", "none", "full model", 0.970, 0.025),
+    ("ph_knockout", "zero", "PH knockout (layer-1 head) (value mix zeroed)", 0.199, 0.005),
+    ("ph_knockout", "uniform", "PH knockout (layer-1 head) (uniform attention)", 0.199, 0.005),
+    ("ih_knockout", "zero", "IH knockout (layer-2 head) (value mix zeroed)", 0.062, 0.003),
+    ("ih_knockout", "uniform", "IH knockout (layer-2 head) (uniform attention)", 0.062, 0.003),
+    ("zero_m2", "items", "M2 zeroed (items + query)", 0.336, 0.0),
+    ("zero_m1", "items", "M1 zeroed (items + query)", 0.063, 0.0),
+    ("zero_m1", "tokens", "M1 zeroed (items + query + labels)", 0.063, 0.0),
 )
 
 
@@ -185,12 +188,12 @@ def check_table2(fig, tier, df):
     containers = {c.get_label(): fd.bars(c) for c in ax.containers if isinstance(c, BarContainer)}
     assert set(containers) == {"ours", "paper"}
     ticks = ax.get_xticks()
-    assert [t.get_text() for t in ax.get_xticklabels()] == [row[1] for row in PAPER_TABLE2]
-    ours = [fd.seed_stats(fd.intervention_accuracy(name, "IC", s) for s in fd.SEEDS)
-            for name, *_ in PAPER_TABLE2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [row[2] for row in PAPER_TABLE2]
+    ours = [fd.seed_stats(fd.intervention_accuracy(name, "IC", s, reading) for s in fd.SEEDS)
+            for name, reading, *_ in PAPER_TABLE2]
     for label, want_mean, want_err in (
             ("ours", [m for m, _ in ours], [s for _, s in ours]),
-            ("paper", [row[2] for row in PAPER_TABLE2], [row[3] for row in PAPER_TABLE2])):
+            ("paper", [row[3] for row in PAPER_TABLE2], [row[4] for row in PAPER_TABLE2])):
         got = containers[label]
         np.testing.assert_allclose(got["lengths"], want_mean, rtol=0, atol=5e-4)
         np.testing.assert_allclose(got["err"], want_err, rtol=0, atol=5e-4)
@@ -419,14 +422,14 @@ def test_table2_rows_and_markdown(tier):
     module = figure_module("table2")
     df = fd.synthetic_table(tier, "table2")
     rows = module.table(df, tier["figures"]["table2"], fd.figure_defaults(tier, "table2"))
-    assert list(rows.intervention) == ["full model", "PH knockout (layer-1 head)",
-                                       "IH knockout (layer-2 head)", "M2 zeroed", "M1 zeroed"]
+    assert list(rows.intervention) == [row[2] for row in PAPER_TABLE2]  # one row per reading
     assert rows.ic_accuracy_mean[0] == pytest.approx(0.9)
     assert rows.ic_accuracy_mean[1] == pytest.approx(0.105)          # mean of 0.10 and 0.11
-    assert rows.seeds.tolist() == [2] * 5
+    assert rows.ic_accuracy_mean[2] == pytest.approx(0.405)          # the uniform reading
+    assert rows.seeds.tolist() == [2] * len(PAPER_TABLE2)
     md = module.markdown(rows)
     assert "| full model | 0.900 ± 0.000 | 2 | 0.970 ± 0.025 |" in md
-    assert "| M1 zeroed |" in md and "0.063 |" in md
+    assert "| M1 zeroed (items + query + labels) | 0.065 ± 0.021 | 2 | 0.063 |" in md
 
 
 def test_table1_rows_rank_correlations_and_carry_paper_values(regression_df):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers import member, stage1, stage2, tier, train
+from helpers import train as train_
 from mmicl import io, paths, plan
 from mmicl.fingerprint import code_version
 from mmicl.models.decoder import Decoder, DecoderConfig
@@ -243,3 +244,29 @@ def test_train_command_checks_its_members(tmp_path):
     main(["train", "--members", f"@{members}", "--no-progress"])
     written = io.read_json(tmp_path / entry["out_dir"] / "config.json")
     assert written["spec"]["run"] == entry["spec"]["run"]
+
+
+@pytest.mark.parametrize("threshold", [0.04, 0.02])  # members stop at 10/60/40, 10/20/10
+def test_stop_rule_ends_each_member_where_its_solo_run_ends(tmp_path, threshold):
+    """train until IC >= stop_at_ic (or iterations): a member of a stacked cohort stops at the
+    step its solo run stops, with the same weights, while the others train on."""
+    train = {**TRAIN, "iterations": 60, "stop_at_ic": threshold}
+    t = small_tier(tmp_path / "stacked", stage1={"pe": "rope"}, train=train)
+    specs = [stage1(t, s, K=K, B=B) for K, s, B in MEMBERS]
+    curves = fit([member(t, s) for s in specs], "cpu", stacked=True, progress=False)
+    solo_t = small_tier(tmp_path / "solo", stage1={"pe": "rope"}, train=train)
+    ends = []
+    for spec, curve in zip(specs, curves):
+        solo_dir, solo_curve = train_(solo_t, spec)
+        end = int(curve.iteration.max())
+        ends.append(end)
+        assert end == int(solo_curve.iteration.max())
+        ic = curve[curve.split == "IC"].set_index("iteration").accuracy
+        assert ic[end] >= threshold or end == 60
+        assert all(ic[it] < threshold for it in ic.index if 0 < it < end and it % 10 == 0)
+        a = io.load_torch(Path(paths.run_dir(t["results"], spec)) / "model.pt")
+        b = io.load_torch(solo_dir / "model.pt")
+        assert max_abs_diff(a, b) <= 1e-5
+        snaps = io.load_torch(solo_dir / "snapshots.pt")
+        assert max(snaps["iterations"]) == end
+    assert len(set(ends)) > 1 and min(ends) < 60  # the rule fired, at different steps

@@ -119,8 +119,9 @@ def run_inputs(spec):
 
 def cohort_entries(cohort):
     """The members of a `mmicl train` job."""
-    return [{"spec": m.to_dict(), "out_dir": paths.run_dir(RESULTS, m), "inputs": run_inputs(m)}
-            for m in cohort.members]
+    check = {"min_stage1_ic": TIER["min_stage1_ic"]} if cohort.stage == 2 else {}
+    return [{"spec": m.to_dict(), "out_dir": paths.run_dir(RESULTS, m),
+             "inputs": {**run_inputs(m), **check}} for m in cohort.members]
 
 
 def training_code(cohort):

@@ -15,13 +15,16 @@ from mmicl.specs import content_dim
 
 def run_columns(run_dir: str | Path) -> dict:
     """Identity and parameters of a run: Stage 1 its parameters (D resolved); Stage 2 its own
-    parameters plus the Stage-1 ones as stage1.<key>."""
+    parameters plus the Stage-1 ones as stage1.<key>, and the final IC / IW accuracy of the
+    Stage-1 decoder it started from (stage1.IC, stage1.IW; NaN for early fusion)."""
     spec = read_spec(run_dir)
     p1 = {**spec.params1, "D": content_dim(spec.params1)}
     if spec.stage == 1:
         return {"run": spec.run, "seed": spec.seed, **p1}
+    final = io.read_json(Path(run_dir) / "config.json").get("stage1_final") or {}
     return {"run": spec.run, "stage1_run": spec.stage1_run, "seed": spec.seed, **spec.params2,
-            **{f"stage1.{k}": v for k, v in p1.items()}}
+            **{f"stage1.{k}": v for k, v in p1.items()},
+            "stage1.IC": final.get("IC", float("nan")), "stage1.IW": final.get("IW", float("nan"))}
 
 
 def run_table(path: str | Path) -> pd.DataFrame:

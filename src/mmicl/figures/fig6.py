@@ -18,6 +18,12 @@ PANELS = (  # (title, [(indicator, layer or None, label)])
                                  ("prev_token_2", 1, "PHStrength$^{(2)}_1$")]),
     ("induction", [("induction_strength", 2, "IndStrength$_2$"), ("tla", 2, "TLA$_2$"),
                    ("tla", 1, "TLA$_1$"), ("induction_strength", 1, "IndStrength$_1$")]),
+    # which tokens of the matching pairs the prediction row reads: the M1 item, the M2 item or
+    # the label (in Stage 2 this tells whether the circuit matches on M1 or on M2)
+    ("what the query row reads (layer 2)", [("tiia", 2, "TIIA$_2$ (item)"),
+                                            ("tiia_m1", 2, "TIIA$_2$ (M1 item)"),
+                                            ("tiia_m2", 2, "TIIA$_2$ (M2 item)"),
+                                            ("tila", 2, "TILA$_2$ (label)")]),
 )
 
 

@@ -120,6 +120,13 @@ def check_tier(tier: Mapping) -> None:
                 from_mapping(TrainConfig, tier[key], f"{where}.{key}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+    findings, readings = tier.get("findings", {}), tier.get("interventions", {})
+    for kind in ("knockout", "zeroing"):
+        chosen = findings.get(f"{kind}_reading")
+        if chosen is not None and chosen not in readings.get(kind, []):
+            raise ConfigError(f"{where}.findings.{kind}_reading={chosen!r} is not among "
+                              f"{where}.interventions.{kind}={readings.get(kind, [])}: the "
+                              f"findings read a reading analyze_stage2 computes")
     for name in tier.get("figures", {}):
         if name not in FIGURES:
             raise ConfigError(f"{where}.figures: unknown figure {name!r}; expected one of: "

@@ -92,28 +92,45 @@ def stage2_train(tier: Mapping, p2: Mapping) -> dict:
     return dict(tier["train2"])
 
 
-def stage1_spec(tier: Mapping, params: Mapping, seed: int) -> RunSpec:
+TRAIN_ALIASES = {"iterations": "steps"}
+
+
+def train_suffix(train: Mapping, default: Mapping) -> str:
+    """The run-id part of a training config other than the tier's `train` (e.g. the longer
+    training of the decoders Stage 2 starts from): the differing keys, `_steps=3000`."""
+    return "".join(f"_{TRAIN_ALIASES.get(k, k)}={format_value(v)}" for k, v in train.items()
+                   if default.get(k) != v)
+
+
+def stage1_spec(tier: Mapping, params: Mapping, seed: int, train: str = "train") -> RunSpec:
+    """A Stage-1 run trained with the tier's `train` section, or (train="train_parent") with
+    the one for the decoders Stage-2 runs start from."""
     d1 = tier["stage1"]
     params = canonical_params(params, d1)
-    return RunSpec(stage=1, seed=int(seed), run=run_id(params, d1), params1=params,
-                   train=_train(tier, "train"), eval=EvalConfig(**tier["eval"]),
-                   tier=tier["tier"], device=tier["device"])
+    cfg = {**tier["train"], **tier.get(train, {})}
+    return RunSpec(stage=1, seed=int(seed), run=run_id(params, d1) + train_suffix(cfg, tier["train"]),
+                   params1=params, train=from_mapping(TrainConfig, cfg, f"tiers.{tier['tier']}.{train}"),
+                   eval=EvalConfig(**tier["eval"]), tier=tier["tier"], device=tier["device"])
 
 
 def stage2_spec(tier: Mapping, p1: Mapping, p2: Mapping, seed: int) -> RunSpec:
     d1, d2 = tier["stage1"], tier["stage2"]
     p1, p2 = canonical_params(p1, d1), canonical_params(p2, d2)
     train = from_mapping(TrainConfig, stage2_train(tier, p2), f"tiers.{tier['tier']}.train2")
+    # an early-fusion run sits under the id of the Stage-1 architecture it trains from scratch
+    stage1_run = (run_id(p1, d1) if p2["early_fusion"]
+                  else stage1_spec(tier, p1, seed, "train_parent").run)
     return RunSpec(stage=2, seed=int(seed), run=run_id(p2, d2, STAGE2_CORE_KEYS), params1=p1,
-                   params2=p2, stage1_run=run_id(p1, d1), train=train,
+                   params2=p2, stage1_run=stage1_run, train=train,
                    eval=EvalConfig(**tier["eval"]), tier=tier["tier"], device=tier["device"])
 
 
 def parent(tier: Mapping, spec: RunSpec) -> RunSpec | None:
-    """The Stage-1 run whose checkpoint a two-stage run starts from (None: Stage 1, early fusion)."""
+    """The Stage-1 run whose checkpoint a two-stage run starts from (None: Stage 1, early
+    fusion), trained with the tier's `train_parent` settings."""
     if spec.stage == 1 or spec.early_fusion:
         return None
-    return stage1_spec(tier, spec.params1, spec.seed)
+    return stage1_spec(tier, spec.params1, spec.seed, "train_parent")
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,10 +189,11 @@ def _unique(specs) -> list[RunSpec]:
 
 
 def default_runs(tier: Mapping) -> list[RunSpec]:
-    """Fig. 6's runs: the default Stage-1 run and the default Stage-2 run, at fig6's seeds."""
+    """Fig. 6's runs: the default Stage-2 run and the Stage-1 run it starts from (one decoder
+    followed through both stages), at fig6's seeds."""
     seeds = _seeds(tier, "fig6")
-    return ([stage1_spec(tier, tier["stage1"], s) for s in seeds]
-            + [stage2_spec(tier, tier["stage1"], tier["stage2"], s) for s in seeds])
+    stage2 = [stage2_spec(tier, tier["stage1"], tier["stage2"], s) for s in seeds]
+    return [parent(tier, s) for s in stage2] + stage2
 
 
 def figure_runs(tier: Mapping, figure: str) -> list[RunSpec]:

@@ -22,6 +22,9 @@ class TrainConfig:
     snapshot_every: int = 100
     snapshot_dense_every: int = 0
     snapshot_dense_until: int = 0
+    # train until the IC accuracy reaches this at a logged evaluation, or `iterations` (0 = off):
+    # the decoders Stage 2 starts from stop once their ICL circuit has formed
+    stop_at_ic: float = 0.0
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -36,6 +39,8 @@ class TrainConfig:
         if (self.snapshot_dense_every == 0) != (self.snapshot_dense_until == 0):
             raise ValueError("snapshot_dense_every and snapshot_dense_until are set together "
                              f"(got {self.snapshot_dense_every} and {self.snapshot_dense_until})")
+        if not 0.0 <= self.stop_at_ic <= 1.0:
+            raise ValueError(f"stop_at_ic={self.stop_at_ic} must lie in [0, 1] (0 = off)")
         for key in ("eval_every", "checkpoint_every", "snapshot_every"):
             if getattr(self, key) > self.iterations:
                 raise ValueError(f"{key}={getattr(self, key)} exceeds "

@@ -65,6 +65,9 @@ class Solo:
     def load_into(self, i: int, model: torch.nn.Module) -> torch.nn.Module:
         return self.model
 
+    def restore(self, i: int, state: dict) -> None:
+        """Only stacked cohorts keep training past a member's stop (a solo run ends there)."""
+
     def state_dict(self) -> dict:
         return self.model.state_dict()
 
@@ -162,6 +165,7 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
     eval_at, test_at = set(cfg.eval_iterations()), set(cfg.test_iterations())
     snapshot_at = set(cfg.snapshot_iterations())
     step = 0
+    stopped: dict[int, int] = {}  # member -> the step it reached cfg.stop_at_ic (stop rule)
     fingerprint = _fingerprint(members, stacked)
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -176,14 +180,18 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
             rows = [list(r) for r in state["rows"]]
             snapshots = [Snapshots.from_dict(s, str(checkpoint)) for s in state["snapshots"]]
             step = int(state["step"])
+            stopped = {int(i): int(at) for i, at in state.get("stopped", {}).items()}
             print(f"resuming {_label(members)} from step {step} ({checkpoint})", file=sys.stderr)
         else:
             print(f"ignoring {checkpoint}: it belongs to another configuration", file=sys.stderr)
 
     def log_eval(iteration: int) -> None:
-        """Every test set at `iteration`; at a logged evaluation also the train window's mean."""
+        """Every test set at `iteration`; at a logged evaluation also the train window's mean,
+        and the stop rule: a member whose IC accuracy reached cfg.stop_at_ic stops here."""
         with_train = iteration in eval_at
         for i, m in enumerate(members):
+            if i in stopped:
+                continue
             model = engine.load_into(i, m.model)
             for name, res in evaluate(model, m.test_sets, m.modulus).items():
                 rows[i].append({"iteration": iteration, "split": name, **res})
@@ -193,6 +201,13 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
         if with_train:
             windows.reset()
         for i, m in enumerate(members):
+            if i in stopped:
+                continue
+            ic = next((r["accuracy"] for r in reversed(rows[i]) if r["split"] == "IC"), 0.0)
+            if cfg.stop_at_ic and with_train and iteration > 0 and ic >= cfg.stop_at_ic:
+                stopped[i] = iteration
+                if iteration not in snapshot_at:  # the weights it stops with
+                    snapshots[i].add(engine.load_into(i, m.model), iteration)
             write_progress(m.out_dir, rows[i], iteration, cfg.iterations, started_at, start_step)
 
     started_at, start_step = time.time(), step
@@ -205,9 +220,11 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
                desc=_label(members), file=sys.stderr)
     for m in members:
         m.model.train()
-    while step < cfg.iterations:
+    while step < cfg.iterations and len(stopped) < M:
         losses, logits, targets = train_step(engine, optimizer, [m.sample(g) for m, g in
                                                                  zip(members, gens)])
+        for i, at in stopped.items():  # a stopped member of a stacked cohort keeps its weights
+            engine.restore(i, snapshots[i].state(at))
         windows.add(losses, logits, targets)
         step += 1
         bar.update(1)
@@ -216,13 +233,14 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
             bar.set_postfix_str(_postfix(rows, losses), refresh=False)
         if step in snapshot_at:
             for i, m in enumerate(members):
-                snapshots[i].add(engine.load_into(i, m.model), step)
+                if i not in stopped or stopped[i] == step:
+                    snapshots[i].add(engine.load_into(i, m.model), step)
         if checkpoint is not None and step % cfg.checkpoint_every == 0 and step < cfg.iterations:
             io.save_torch({
                 "fingerprint": fingerprint, "step": step, "model": engine.state_dict(),
                 "optimizer": optimizer.state_dict(), "data_gens": [g.get_state() for g in gens],
                 "window": windows.state(), "rows": rows,
-                "snapshots": [s.to_dict() for s in snapshots],
+                "snapshots": [s.to_dict() for s in snapshots], "stopped": stopped,
             }, checkpoint)
     bar.close()
     elapsed = time.perf_counter() - started
@@ -238,7 +256,7 @@ def fit(members: Sequence[Member], device, stacked: bool = False,
             attention.insert(0, "split", "IC")
             write_outputs(m.out_dir, m.spec, model, m.test_sets, m.save_test_sets, curve,
                           snapshots[i], attention, train_seconds_this_process=round(elapsed, 3),
-                          cohort={"size": M, "index": i, "stacked": stacked})
+                          cohort={"size": M, "index": i, "stacked": stacked}, **m.record)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return curves

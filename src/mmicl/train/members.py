@@ -36,6 +36,7 @@ class RunInputs:
     world: str
     stage1_world: str | None = None
     stage1_model: str | None = None
+    min_stage1_ic: float = 0.0  # refuse a Stage-1 decoder whose final IC accuracy is lower
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Member:
     modulus: int  # label modulus for IC2 targets
     out_dir: Path
     save_test_sets: Callable = field(repr=False, default=save_batches)
+    record: dict = field(default_factory=dict)  # extra config.json entries (e.g. the Stage-1 IC)
 
 
 def init_model(build: Callable[[], torch.nn.Module], seed: int, device) -> torch.nn.Module:
@@ -81,6 +83,13 @@ def _checked_stage1_state(path: str, decoder_cfg) -> dict:
     return state
 
 
+def stage1_final(model_path: str) -> dict:
+    """The final evaluation (split -> accuracy) of the Stage-1 run whose model.pt this is."""
+    path = Path(model_path).parent / "final.parquet"
+    final = io.read_parquet(path)
+    return {row.split: float(row.accuracy) for row in final.itertuples() if row.split != "train"}
+
+
 def build_member(spec: RunSpec, out_dir: str | Path, inputs: RunInputs,
                  device: str | None = None) -> Member:
     """The run `spec`, initialised exactly as every path trains it."""
@@ -107,6 +116,16 @@ def build_member(spec: RunSpec, out_dir: str | Path, inputs: RunInputs,
     if spec.early_fusion != (not inputs.stage1_model):
         raise InputError(f"{spec!r}: early-fusion runs take no Stage-1 checkpoint; two-stage runs "
                          f"need one (got {inputs.stage1_model!r})")
+    record = {}
+    if inputs.stage1_model:
+        final = stage1_final(inputs.stage1_model)
+        record["stage1_final"] = final
+        if final.get("IC", 0.0) < inputs.min_stage1_ic:
+            raise InputError(
+                f"{spec!r} starts from the Stage-1 run {spec.stage1_run} (seed {spec.seed}), whose "
+                f"final IC accuracy is {final.get('IC', 0.0):.3f} < min_stage1_ic="
+                f"{inputs.min_stage1_ic}: that decoder has not formed its ICL circuit; train it "
+                f"longer (train_parent.iterations) or lower min_stage1_ic")
     model = init_model(lambda: MultimodalDecoder(resolved.model), seeds.init, device)
     if inputs.stage1_model:
         model.decoder.load_state_dict(_checked_stage1_state(inputs.stage1_model,
@@ -122,4 +141,4 @@ def build_member(spec: RunSpec, out_dir: str | Path, inputs: RunInputs,
     else:
         sample = lambda gen: generate_joint(world_dev, G2, seq, S, gen)  # noqa: E731
     return Member(spec, model, sample, test_sets, resolved.modulus, Path(out_dir),
-                  save_multimodal_batches)
+                  save_multimodal_batches, record)

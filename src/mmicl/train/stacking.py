@@ -82,6 +82,15 @@ class Stack:
             model.get_buffer(name).copy_(b[i])
         return model
 
+    @torch.no_grad()
+    def restore(self, i: int, state: dict) -> None:
+        """Put member i's weights back to `state` (a member that stopped training keeps the
+        weights it stopped with while the others train on)."""
+        for name, t in self.params.items():
+            t[i] = state[name]
+        for name, b in self.buffers.items():
+            b[i] = state[name]
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {**{k: v.detach() for k, v in self.params.items()}, **self.buffers}
 
