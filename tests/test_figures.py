@@ -329,8 +329,9 @@ CHECKS = {
     "fig2c": lambda fig, tier, df: check_variant_heatmaps(fig, tier, "fig2c",
                                                           ["APE", "RoPE (reference)"]),
     "fig2d": check_fig2d,
-    "app_data_effects": lambda fig, tier, df: check_sweep_lines(fig, tier, "app_data_effects",
-                                                                ["APE"]),
+    "app_data_effects": lambda fig, tier, df: check_sweep_lines(
+        fig, tier, "app_data_effects",
+        [{"ape": "APE", "rope": "RoPE (reference)"}[tier["stage1"]["pe"]]]),  # the default PE
     "app_pe_variants": lambda fig, tier, df: check_sweep_lines(
         fig, tier, "app_pe_variants",
         ["APE", "RoPE (reference)", "ALiBi", "APE+RoPE (hybrid) (reference)"]),

@@ -84,3 +84,59 @@ def test_workflow_list_of_sources_matches_the_findings():
     from mmicl.figures import FINDINGS_SOURCES
 
     assert FINDINGS_SOURCES == SOURCES
+
+
+def table2_table():
+    """IC accuracy of Table 2's model per (intervention, reading), seeds 0 and 1."""
+    values = {("full", "none"): 0.8, ("ph_knockout", "zero"): 0.5, ("ih_knockout", "zero"): 0.2,
+              ("ph_knockout", "uniform"): 0.6, ("ih_knockout", "uniform"): 0.7,
+              ("zero_m2", "items"): 0.45, ("zero_m1", "items"): 0.9,
+              ("zero_m2", "tokens"): 0.45, ("zero_m1", "tokens"): 0.04}
+    return pd.DataFrame([{"K2": 256, "seed": seed, "split": "IC", "intervention": i,
+                          "reading": r, "accuracy": v + 0.01 * seed}
+                         for seed in (0, 1) for (i, r), v in values.items()])
+
+
+TABLE2_CONTEXT = {"figures": {"table2": {"grid": {"K2": [256]}}},
+                  "defaults": {"table2": {"K2": 256}}}
+
+
+@pytest.mark.parametrize("zeroing, gap, verdict", [("tokens", 0.41, "pass"),
+                                                  ("items", -0.45, "fail")])
+def test_table2_findings_read_the_chosen_reading_and_name_the_ones_that_hold(zeroing, gap,
+                                                                            verdict):
+    settings = Settings(zeroing_reading=zeroing, knockout_reading="zero")
+    out = evaluate_findings({"table2": table2_table()}, TABLE2_CONTEXT, settings,
+                            "t").set_index("id")
+    z = out.loc["zeroing_m1_vs_m2"]
+    assert z.ours == pytest.approx(gap) and z.verdict == verdict
+    assert z.note == "ordering holds under: tokens"  # whatever reading the finding uses
+    ko = out.loc["knockout_ih_vs_ph"]
+    assert ko.ours == pytest.approx(0.3) and ko.verdict == "pass"
+    assert ko.note == "ordering holds under: zero"  # uniform: IH 0.7 > PH 0.6
+    assert out.loc["stage2_K2_suffices"].ours == pytest.approx(0.805)
+
+
+def fig6_table(stage2_change):
+    """PHStrength^(1)_1 of the unimodal run ranging 0.1 .. 0.5 (range 0.4) and of the
+    multimodal run changing by `stage2_change`, two heads (the strongest counts)."""
+    rows = []
+    for seed in (0, 1):
+        for it, v in ((0, 0.1), (10, 0.5), (20, 0.4)):
+            rows += [{"family": "unimodal", "seed": seed, "iteration": it, "layer": 1,
+                      "head": h, "indicator": "prev_token_1", "value": v - 0.05 * h}
+                     for h in (0, 1)]
+        for it, v in ((0, 0.4), (10, 0.4 + stage2_change)):
+            rows += [{"family": "multimodal", "seed": seed, "iteration": it, "layer": 1,
+                      "head": h, "indicator": "prev_token_1", "value": v - 0.05 * h}
+                     for h in (0, 1)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("change, ratio, verdict", [(-0.08, 0.2, "pass"), (0.12, 0.3, "fail")])
+def test_flat_is_the_stage2_change_over_the_stage1_range(change, ratio, verdict):
+    out = evaluate_findings({"fig6": fig6_table(change)}, {"figures": {}, "defaults": {}},
+                            Settings(flat_ratio=0.25), "t").set_index("id")
+    flat = out.loc["stage2_ph_flat"]
+    assert flat.ours == pytest.approx(ratio) and flat.verdict == verdict
+    assert flat.test == "mean <= 0.25"

@@ -2,13 +2,14 @@
 must extend, and the Stage-1 checkpoint a two-stage run starts from."""
 
 import dataclasses
+import re
 
 import pandas as pd
 import pytest
 import torch
 
 from helpers import inputs, member, stage1, stage2, tier, train
-from mmicl import io, paths
+from mmicl import io, paths, plan
 from mmicl.data.worlds import make_multimodal_world, make_world, save_world
 from mmicl.models.decoder import Decoder, DecoderConfig
 from mmicl.train.members import InputError, build_member
@@ -20,6 +21,8 @@ SMALL = {"stage1": {"K": 64, "pe": "rope"},
          "train2": {"batch_size": 8, "iterations": 6, "eval_every": 3, "checkpoint_every": 3,
                     "snapshot_every": 3, "snapshot_dense_every": 0, "snapshot_dense_until": 0},
          "train_early_fusion": {"iterations": 6},
+         "train_parent": {"iterations": 9, "stop_at_ic": 0.0, "eval_every": 3,
+                          "snapshot_every": 3},
          "eval": {"test_set_size": 16, "attention_sequences": 4}}
 
 
@@ -38,7 +41,11 @@ def test_trains_from_its_checkpoint_and_leaves_the_decoder_blocks_untouched(t):
                        after["decoder.layers.0.attention.wq.weight"])
     assert not torch.equal(before["out.weight"], after["decoder.out.weight"])  # head trainable
     cfg = io.read_json(out / "config.json")
-    assert cfg["spec"]["stage1_run"] == stage1(t).run and cfg["trainable_params"] < cfg["num_params"]
+    parent = plan.parent(t, spec)
+    assert cfg["spec"]["stage1_run"] == parent.run and cfg["trainable_params"] < cfg["num_params"]
+    assert parent.train.iterations == SMALL["train_parent"]["iterations"] != 6
+    final = io.read_parquet(paths.run_file(t["results"], parent, "final.parquet"))
+    assert cfg["stage1_final"]["IC"] == final.set_index("split").accuracy["IC"]
 
 
 def test_world_of_another_run_is_refused(t):
@@ -89,3 +96,17 @@ def test_joint_label_run_trains_and_evaluates_over_the_whole_vocabulary(t):
     assert io.read_json(out / "config.json")["resolved"]["world"]["L2"] == 4
     m = member(t, stage2(t, label_mode="joint", G2=4))
     assert m.modulus == 32
+
+
+def test_stage2_refuses_a_stage1_decoder_below_the_ic_threshold(tmp_path):
+    t = tier("smoke", results=tmp_path, **SMALL)
+    spec = stage2(t)
+    ins = inputs(t, spec)
+    parent = plan.parent(t, spec)
+    ic = io.read_parquet(paths.run_file(t["results"], parent, "final.parquet")) \
+        .set_index("split").accuracy["IC"]
+    with pytest.raises(InputError, match=rf"starts from the Stage-1 run {re.escape(parent.run)} "
+                                         rf"\(seed 0\), whose final IC accuracy is {ic:.3f} < "
+                                         rf"min_stage1_ic=0.99"):
+        build_member(spec, tmp_path / "out", dataclasses.replace(ins, min_stage1_ic=0.99))
+    build_member(spec, tmp_path / "out", dataclasses.replace(ins, min_stage1_ic=ic))  # equal: ok

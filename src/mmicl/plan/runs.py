@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from mmicl.figures import FIGURE_STAGE
@@ -93,34 +94,48 @@ def stage2_train(tier: Mapping, p2: Mapping) -> dict:
 
 
 TRAIN_ALIASES = {"iterations": "steps"}
+# the training settings that shape the weights (cadences of evaluation, snapshots and
+# checkpoints do not; they differ between two specs of one folder only in its fingerprint)
+WEIGHT_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "iterations",
+               "stop_at_ic")
 
 
 def train_suffix(train: Mapping, default: Mapping) -> str:
     """The run-id part of a training config other than the tier's `train` (e.g. the longer
-    training of the decoders Stage 2 starts from): the differing keys, `_steps=3000`."""
-    return "".join(f"_{TRAIN_ALIASES.get(k, k)}={format_value(v)}" for k, v in train.items()
-                   if default.get(k) != v)
+    training of the decoders Stage 2 starts from): the differing keys, `_steps=6000`."""
+    ours, base = asdict(TrainConfig(**train)), asdict(TrainConfig(**default))
+    return "".join(f"_{TRAIN_ALIASES.get(k, k)}={format_value(ours[k])}" for k in WEIGHT_KEYS
+                   if base[k] != ours[k])
 
 
-def stage1_spec(tier: Mapping, params: Mapping, seed: int, train: str = "train") -> RunSpec:
+def stage1_spec(tier: Mapping, params: Mapping, seed: int, train: str = "train",
+                overrides: Mapping | None = None) -> RunSpec:
     """A Stage-1 run trained with the tier's `train` section, or (train="train_parent") with
-    the one for the decoders Stage-2 runs start from."""
+    the one for the decoders Stage-2 runs start from, plus a figure's own `train` overrides.
+    Any training that differs from `train` shows in the run id (e.g. `_steps=6000`)."""
     d1 = tier["stage1"]
     params = canonical_params(params, d1)
-    cfg = {**tier["train"], **tier.get(train, {})}
+    cfg = {**tier["train"], **tier.get(train, {}), **(overrides or {})}
+    where = f"tiers.{tier['tier']}.{train}"
     return RunSpec(stage=1, seed=int(seed), run=run_id(params, d1) + train_suffix(cfg, tier["train"]),
-                   params1=params, train=from_mapping(TrainConfig, cfg, f"tiers.{tier['tier']}.{train}"),
+                   params1=params, train=from_mapping(TrainConfig, cfg, where),
                    eval=EvalConfig(**tier["eval"]), tier=tier["tier"], device=tier["device"])
 
 
-def stage2_spec(tier: Mapping, p1: Mapping, p2: Mapping, seed: int) -> RunSpec:
+def stage2_spec(tier: Mapping, p1: Mapping, p2: Mapping, seed: int,
+                overrides: Mapping | None = None) -> RunSpec:
+    """A Stage-2 run trained with train2 (early fusion: with train_early_fusion's overrides),
+    plus a figure's own `train` overrides, which show in the run id (e.g. `_steps=2500`)."""
     d1, d2 = tier["stage1"], tier["stage2"]
     p1, p2 = canonical_params(p1, d1), canonical_params(p2, d2)
-    train = from_mapping(TrainConfig, stage2_train(tier, p2), f"tiers.{tier['tier']}.train2")
+    base = stage2_train(tier, p2)
+    cfg = {**base, **(overrides or {})}
+    train = from_mapping(TrainConfig, cfg, f"tiers.{tier['tier']}.train2")
     # an early-fusion run sits under the id of the Stage-1 architecture it trains from scratch
     stage1_run = (run_id(p1, d1) if p2["early_fusion"]
                   else stage1_spec(tier, p1, seed, "train_parent").run)
-    return RunSpec(stage=2, seed=int(seed), run=run_id(p2, d2, STAGE2_CORE_KEYS), params1=p1,
+    return RunSpec(stage=2, seed=int(seed),
+                   run=run_id(p2, d2, STAGE2_CORE_KEYS) + train_suffix(cfg, base), params1=p1,
                    params2=p2, stage1_run=stage1_run, train=train,
                    eval=EvalConfig(**tier["eval"]), tier=tier["tier"], device=tier["device"])
 
@@ -201,10 +216,12 @@ def figure_runs(tier: Mapping, figure: str) -> list[RunSpec]:
     Stage-2 runs; fig6: the default run of each stage; table1/app_regression: every run)."""
     stage = FIGURE_STAGE[figure]
     seeds = _seeds(tier, figure) if figure in tier.get("figures", {}) else tier["seeds"]
+    train = tier.get("figures", {}).get(figure, {}).get("train")  # the figure's own overrides
     if stage == 1:
-        return _unique(stage1_spec(tier, p, s) for p in stage1_points(tier, figure) for s in seeds)
+        return _unique(stage1_spec(tier, p, s, overrides=train)
+                       for p in stage1_points(tier, figure) for s in seeds)
     if stage == 2:
-        return _unique(stage2_spec(tier, p1, p2, s)
+        return _unique(stage2_spec(tier, p1, p2, s, overrides=train)
                        for p1, p2 in stage2_points(tier, figure) for s in seeds)
     if figure == "fig6":
         return default_runs(tier)

@@ -86,6 +86,9 @@ def _checked_stage1_state(path: str, decoder_cfg) -> dict:
 def stage1_final(model_path: str) -> dict:
     """The final evaluation (split -> accuracy) of the Stage-1 run whose model.pt this is."""
     path = Path(model_path).parent / "final.parquet"
+    if not path.exists():
+        raise InputError(f"{path}: missing; a Stage-1 checkpoint comes with its run's final "
+                         f"evaluation (the Stage-2 job reads its IC accuracy)")
     final = io.read_parquet(path)
     return {row.split: float(row.accuracy) for row in final.itertuples() if row.split != "train"}
 
@@ -116,8 +119,9 @@ def build_member(spec: RunSpec, out_dir: str | Path, inputs: RunInputs,
     if spec.early_fusion != (not inputs.stage1_model):
         raise InputError(f"{spec!r}: early-fusion runs take no Stage-1 checkpoint; two-stage runs "
                          f"need one (got {inputs.stage1_model!r})")
-    record = {}
+    record, state = {}, None
     if inputs.stage1_model:
+        state = _checked_stage1_state(inputs.stage1_model, resolved.model.decoder)
         final = stage1_final(inputs.stage1_model)
         record["stage1_final"] = final
         if final.get("IC", 0.0) < inputs.min_stage1_ic:
@@ -127,9 +131,8 @@ def build_member(spec: RunSpec, out_dir: str | Path, inputs: RunInputs,
                 f"{inputs.min_stage1_ic}: that decoder has not formed its ICL circuit; train it "
                 f"longer (train_parent.iterations) or lower min_stage1_ic")
     model = init_model(lambda: MultimodalDecoder(resolved.model), seeds.init, device)
-    if inputs.stage1_model:
-        model.decoder.load_state_dict(_checked_stage1_state(inputs.stage1_model,
-                                                            resolved.model.decoder))
+    if state is not None:
+        model.decoder.load_state_dict(state)
         if spec.params2["freeze_decoder"]:
             model.freeze_decoder(include_head=spec.params2["freeze_head"])
     world_dev = world.to(device)
