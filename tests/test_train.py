@@ -16,8 +16,8 @@ SMALL = {"stage1": {"K": 64, "pe": "rope", "D": {"ape": 15, "hybrid": 14, "rope"
 
 
 def _run(tmp_path, seed=0, **train_overrides):
-    train = {**SMALL["train"], **train_overrides}
-    overrides = {**SMALL, "train": train, "train_parent": {**train, "stop_at_ic": 0.0}}
+    settings = {**SMALL["train"], **train_overrides}
+    overrides = {**SMALL, "train": settings, "train_parent": {**settings, "stop_at_ic": 0.0}}
     t = tier("smoke", results=tmp_path, **overrides)
     return train(t, stage1(t, seed))
 
