@@ -114,6 +114,7 @@ def test_table2_findings_read_the_chosen_reading_and_name_the_ones_that_hold(zer
     ko = out.loc["knockout_ih_vs_ph"]
     assert ko.ours == pytest.approx(0.3) and ko.verdict == "pass"
     assert ko.note == "ordering holds under: zero"  # uniform: IH 0.7 > PH 0.6
+    assert out.loc["knockout_ph"].note == "ordering holds under: uniform, zero"  # full 0.8
     assert out.loc["stage2_K2_suffices"].ours == pytest.approx(0.805)
 
 

@@ -129,9 +129,10 @@ def readings_holding(tables, context, hi: str, lo: str) -> list[str]:
         return []
     means = df.groupby(["intervention", "reading"]).accuracy.mean()
     out = []
-    for reading in sorted(set(df.reading)):
-        if (hi, reading) in means and (lo, reading) in means and \
-                means[hi, reading] > means[lo, reading]:
+    for reading in sorted(set(df.reading) - {"none"}):
+        hi_reading = "none" if hi == "full" else reading  # the full model has one reading
+        if (hi, hi_reading) in means and (lo, reading) in means and \
+                means[hi, hi_reading] > means[lo, reading]:
             out.append(reading)
     return out
 

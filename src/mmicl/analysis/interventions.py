@@ -11,7 +11,8 @@ Knockout (Table 2's PH = every head of the first layer, IH = every head of the l
 Modality zeroing (M1 = the modality the decoder was pretrained on, M2 = the new one):
   items    the modality's items and query are zero in the input content (M2: the raw inputs,
            equivalent to zero tokens since the projector has no bias)
-  tokens   M1 only: items, query and the label tokens: every token of the M1 vocabulary
+  tokens   every token of the modality's vocabulary: for M1 its items, query and the label
+           tokens (the labels are M1 vectors); for M2, which has no label tokens, = items
   whole    whole residual tokens, APE position columns included (RoPE/ALiBi: same as items)
   query    only the modality's query item
   mean     items and query replaced by their mean over the test set at each position
@@ -68,9 +69,9 @@ def zeroing_cases(adapter, batch, reading: str) -> dict[str, tuple]:
                          f"{', '.join(ZEROING_READINGS)}")
     cases = {}
     for modality in ("m2", "m1"):
-        if reading == "tokens" and modality == "m2":
-            continue  # labels belong to the M1 vocabulary
-        where = _positions_of(adapter, batch, modality, "items" if reading == "mean" else reading)
+        # the label tokens belong to M1's vocabulary: M2's "tokens" are its items and query
+        how = "items" if reading == "mean" or (reading, modality) == ("tokens", "m2") else reading
+        where = _positions_of(adapter, batch, modality, how)
         if reading == "whole":
             # the positions are the same in every sequence of our layouts: one (T,) mask
             cases[f"zero_{modality}"] = (batch, positions_mask(where, batch.inputs.shape[1])[0])
