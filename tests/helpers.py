@@ -76,3 +76,18 @@ def copy_tier(t: dict, **changes) -> dict:
     out = copy.deepcopy(t)
     out.update(changes)
     return out
+
+
+def assert_same_outputs(a_dir: Path, b_dir: Path) -> None:
+    """Two runs ended bit-identical: every weight of model.pt and the whole curve."""
+    import pandas as pd
+    import torch
+
+    from mmicl import io
+
+    a, b = io.load_torch(Path(a_dir) / "model.pt"), io.load_torch(Path(b_dir) / "model.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    pd.testing.assert_frame_equal(pd.read_parquet(Path(a_dir) / "curve.parquet"),
+                                  pd.read_parquet(Path(b_dir) / "curve.parquet"))

@@ -4,13 +4,12 @@ must extend, and the Stage-1 checkpoint a two-stage run starts from."""
 import dataclasses
 import re
 
-import pandas as pd
 import pytest
 import torch
 
 from helpers import inputs, member, stage1, stage2, tier, train
 from mmicl import io, paths, plan
-from mmicl.data.worlds import make_multimodal_world, make_world, save_world
+from mmicl.data.worlds import make_world, save_world
 from mmicl.models.decoder import Decoder, DecoderConfig
 from mmicl.train.members import InputError, build_member
 

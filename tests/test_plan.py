@@ -1,7 +1,6 @@
 """Planning a tier: config validation, tier merging, run ids and specs, the runs each figure
 needs, and cohorts that keep a targeted rebuild targeted."""
 
-import copy
 import hashlib
 import json
 import subprocess

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import inputs, stage1, tier
+from helpers import assert_same_outputs, inputs, stage1, tier
 from mmicl import io, paths
 from mmicl.train.cohort import Entry
 from mmicl.train.outputs import Snapshots
@@ -69,13 +69,7 @@ def test_sigkill_and_rerun_equals_uninterrupted(tmp_path):
                            capture_output=True, text=True)
     assert f"from step {resumed_from} ({paths.resume_checkpoint(killed_dir)})" in rerun.stderr
 
-    a = io.load_torch(reference_dir / "model.pt")
-    b = io.load_torch(killed_dir / "model.pt")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    pd.testing.assert_frame_equal(pd.read_parquet(reference_dir / "curve.parquet"),
-                                  pd.read_parquet(killed_dir / "curve.parquet"))
+    assert_same_outputs(reference_dir, killed_dir)
     # weight snapshots taken before the kill survive in resume.pt and end up identical too
     snaps_a = Snapshots.load(reference_dir / "snapshots.pt")
     snaps_b = Snapshots.load(killed_dir / "snapshots.pt")

@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 import yaml
 
 from mmicl import plan
+from helpers import assert_same_outputs
 from mmicl import io, paths
 from mmicl.figures import FIGURES
 
@@ -268,10 +268,4 @@ def test_training_cancelled_by_slurm_resumes_bit_identical(cluster, preempt_refe
     assert step <= int(resumed.group(2)) < PREEMPT_TRAIN["iterations"]
     assert not resume.exists()
 
-    a = io.load_torch(reference_dir / "model.pt")
-    b = io.load_torch(run_dir / "model.pt")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    pd.testing.assert_frame_equal(pd.read_parquet(reference_dir / "curve.parquet"),
-                                  pd.read_parquet(run_dir / "curve.parquet"))
+    assert_same_outputs(reference_dir, run_dir)

@@ -24,7 +24,7 @@ from mmicl.data.sequences import (
     _distinct_label_slots, _prototypes, _zipf_draws, exemplars, load_batches,
     save_batches, test_set_specs, zipf_probs,
 )
-from mmicl.data.specs import MultimodalSpec, SequenceSpec
+from mmicl.data.specs import MultimodalSpec
 from mmicl.data.worlds import MultimodalWorld
 
 
