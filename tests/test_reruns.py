@@ -139,8 +139,8 @@ def test_a_new_sweep_point_trains_only_its_new_runs(built, tmp_path):
     for line in proc.stdout.splitlines():
         if line.strip().startswith("reason: Missing output files:"):
             missing |= set(re.findall(r"results/smoke/stage1/([^/\s,]+)/seed=\d+/", line))
-    assert missing == {"pe=ape_K=256_B=4_eps=0.1_alpha=0_layers=2_heads=1",
-                       "pe=ape_K=256_B=4_eps=0.1_alpha=0_layers=3_heads=1"}, missing
+    assert missing == {"pe=rope_K=256_B=4_eps=0.1_alpha=0_layers=2_heads=1",
+                       "pe=rope_K=256_B=4_eps=0.1_alpha=0_layers=3_heads=1"}, missing
     plan = _planned(run(*TARGETS, "-n", "--quiet", "rules", configfile=tmp_path / "more.yaml"))
     assert "figure_fig4a" not in plan and plan["figure_fig2a"] == 1
     assert not any(rule.startswith("train_stage2") for rule in plan)

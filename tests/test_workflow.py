@@ -292,7 +292,7 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     # another job needs: its cohort reruns and retrains that member alone, to the same weights.
     fig2c_runs = {s.key for s in plan.figure_runs(tier, "fig2c")}
     cohort = next(c for c in plan.plan_cohorts(tier)
-                  if len(c.members) > 2 and fig2c_runs.issuperset(m.key for m in c.members))
+                  if len(c.members) >= 2 and fig2c_runs.issuperset(m.key for m in c.members))
     dirs = [again / paths.run_dir("results", m) for m in cohort.members]
     kept = {d: io.load_torch(d / "model.pt") for d in dirs}
 

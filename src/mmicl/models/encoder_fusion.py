@@ -1,7 +1,9 @@
 """Stage 2 with an M2 encoder ("Stage 3", protocol §3.4): encoder -> projector -> the Stage-1
 decoder. A `MultimodalDecoder` whose projector reads the encoder's features (m2_dim =
 encoder.out_dim), so a Stage-1 state dict loads into `model.decoder` as for Stage 2, and the
-forward signature (and modality zeroing, head masks, attention maps) is the same.
+forward signature and the analysis adapter (modality zeroing, head masks, attention maps) are
+the same: only `m2_features` (what the projector reads) differs. Zeroing M2 zeroes the features
+entering the projector (so the M2 tokens, the projector having no bias), not the raw images.
 
 Options, as the authors' `main_mm_all*.py`:
 
@@ -87,14 +89,6 @@ class EncoderFusion(MultimodalDecoder):
             raise ValueError(f"cached-feature input has shape {tuple(m2_inputs.shape)}; expected "
                              f"(S, N+1, {self.encoder.out_dim})")
         return m2_inputs
-
-    def forward(self, inputs, m2_inputs, pos_offsets=None, return_attn=False, head_mask=None,
-                zero_m1=False, zero_m2=False):
-        """As MultimodalDecoder.forward, with m2_inputs raw items (S, N+1, *item) or, after
-        use_cached_features, features (S, N+1, out_dim). zero_m2 zeroes the features entering the
-        projector (so the M2 tokens, the projector having no bias), not the raw images."""
-        return super().forward(inputs, self.m2_features(m2_inputs), pos_offsets, return_attn,
-                               head_mask, zero_m1, zero_m2)
 
 
 def build_encoder_fusion(decoder: DecoderConfig, encoder: EncoderConfig,

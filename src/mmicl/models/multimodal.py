@@ -49,8 +49,12 @@ class MultimodalDecoder(nn.Module):
     def combine(self, inputs: torch.Tensor, m2_inputs: torch.Tensor) -> torch.Tensor:
         """(S, 3N+2, D1) content with the projected M2 items written into slots 3i+1 and 3N+1."""
         N = (inputs.shape[1] - 2) // 3
-        projected = self.projector(m2_inputs)  # (S, N+1, D1)
+        projected = self.projector(self.m2_features(m2_inputs))  # (S, N+1, D1)
         return inputs.index_copy(1, m2_slots(N, inputs.device), projected.to(inputs.dtype))
+
+    def m2_features(self, m2_inputs: torch.Tensor) -> torch.Tensor:
+        """What the projector reads: the M2 features as given (an encoder model overrides it)."""
+        return m2_inputs
 
     def forward(self, inputs, m2_inputs, pos_offsets=None, return_attn=False, validate=True):
         content = self.combine(inputs, m2_inputs)

@@ -89,7 +89,7 @@ def _train(tier: Mapping, key: str) -> TrainConfig:
 def stage2_train(tier: Mapping, p2: Mapping) -> dict:
     """Stage-2 training: train2, with train_early_fusion's overrides for early fusion."""
     if p2["early_fusion"]:
-        return {**tier["train2"], **tier.get("train_early_fusion", {})}
+        return derived_train(tier["train2"], tier.get("train_early_fusion", {}))
     return dict(tier["train2"])
 
 
@@ -98,6 +98,23 @@ TRAIN_ALIASES = {"iterations": "steps"}
 # checkpoints do not; they differ between two specs of one folder only in its fingerprint)
 WEIGHT_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "iterations",
                "stop_at_ic")
+
+
+CADENCE_KEYS = ("eval_every", "checkpoint_every", "snapshot_every")
+
+
+def derived_train(base: Mapping, own: Mapping) -> dict:
+    """`base` with a derived section's keys on top (train_parent, a figure's `train`). A cadence
+    the section inherits is capped at its own iterations, so a shorter derived training (smoke's
+    30-step parents under a test's checkpoint_every=50) means "once, at the end", not an error;
+    a cadence the section sets itself is still checked."""
+    cfg = {**base, **own}
+    iterations = cfg.get("iterations")
+    if isinstance(iterations, int) and iterations > 0:
+        for key in CADENCE_KEYS:
+            if key not in own and isinstance(cfg.get(key), int) and cfg[key] > iterations:
+                cfg[key] = iterations
+    return cfg
 
 
 def train_suffix(train: Mapping, default: Mapping) -> str:
@@ -115,7 +132,7 @@ def stage1_spec(tier: Mapping, params: Mapping, seed: int, train: str = "train",
     Any training that differs from `train` shows in the run id (e.g. `_steps=6000`)."""
     d1 = tier["stage1"]
     params = canonical_params(params, d1)
-    cfg = {**tier["train"], **tier.get(train, {}), **(overrides or {})}
+    cfg = derived_train(tier["train"], {**tier.get(train, {}), **(overrides or {})})
     where = f"tiers.{tier['tier']}.{train}"
     return RunSpec(stage=1, seed=int(seed), run=run_id(params, d1) + train_suffix(cfg, tier["train"]),
                    params1=params, train=from_mapping(TrainConfig, cfg, where),
@@ -129,7 +146,7 @@ def stage2_spec(tier: Mapping, p1: Mapping, p2: Mapping, seed: int,
     d1, d2 = tier["stage1"], tier["stage2"]
     p1, p2 = canonical_params(p1, d1), canonical_params(p2, d2)
     base = stage2_train(tier, p2)
-    cfg = {**base, **(overrides or {})}
+    cfg = derived_train(base, overrides or {})
     train = from_mapping(TrainConfig, cfg, f"tiers.{tier['tier']}.train2")
     # an early-fusion run sits under the id of the Stage-1 architecture it trains from scratch
     stage1_run = (run_id(p1, d1) if p2["early_fusion"]
