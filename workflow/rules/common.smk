@@ -114,6 +114,7 @@ def run_inputs(spec):
         parent = plan.parent(TIER, spec)
         if parent is not None:
             inputs["stage1_model"] = run_file(parent, "model.pt")
+        inputs.update(image_inputs(spec))  # encoder and images (images.smk)
     return inputs
 
 
@@ -121,7 +122,8 @@ def cohort_entries(cohort):
     """The members of a `mmicl train` job."""
     check = {"min_stage1_ic": TIER["min_stage1_ic"]} if cohort.stage == 2 else {}
     return [{"spec": m.to_dict(), "out_dir": paths.run_dir(RESULTS, m),
-             "inputs": {**run_inputs(m), **check}} for m in cohort.members]
+             "inputs": {**{k: v for k, v in run_inputs(m).items() if k != "glyph_set"},
+                        **image_root(m), **check}} for m in cohort.members]
 
 
 def training_code(cohort):
