@@ -3,8 +3,8 @@
 * Where a run's images come from (`data_root`): the glyph set the workflow renders into
   results/<tier>/data/glyphs, `images.omniglot_root`, or `images.mini_imagenet_root` /
   $MINI_IMAGENET_ROOT.
-* Which figures a tier cannot build (`unavailable_figures`): Mini-ImageNet figures when no root is
-  configured (one printed line each; they are then not part of `all`). A root that is
+* Which figures a tier cannot build (`unavailable_figures`): Mini-ImageNet or real-Omniglot
+  figures when no root is configured (one printed line each; they are then not part of `all`). A root that is
   configured but missing or in another layout stops the workflow (`check_image_roots`).
 * Encoder pretraining runs (`EncoderRun`): one per (encoder config, data, world or image
   classes, seed, pretraining settings), shared by every Stage-2 run that loads it, trained once.
@@ -68,9 +68,13 @@ def unavailable_figures(tier: Mapping) -> dict[str, str]:
     for name in tier.get("figures", {}):
         if FIGURE_STAGE.get(name) != 2:
             continue
-        if "miniimagenet" in figure_sources(tier, name) and not mini_imagenet_root(tier):
+        sources = figure_sources(tier, name)
+        if "miniimagenet" in sources and not mini_imagenet_root(tier):
             out[name] = (f"{name} skipped: no Mini-ImageNet (set images.mini_imagenet_root or "
                          f"${MINI_IMAGENET_ENV}; docs/images.md says how to get it)")
+        elif "omniglot" in sources and not data_root(tier, "omniglot"):
+            out[name] = (f"{name} skipped: no Omniglot (set images.omniglot_root, or "
+                         f"m2_data: glyphs for the offline glyph set; docs/images.md)")
     return out
 
 
