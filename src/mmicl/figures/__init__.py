@@ -37,6 +37,7 @@ FIGURE_STAGE = ({name: 1 for name in STAGE1_FIGURES} | {name: 2 for name in STAG
 # workflow plans jobs without importing matplotlib; a test keeps the two equal).
 FINDINGS_SOURCES = ("app_data_effects", "fig2a", "fig2b", "fig2c", "app_rope_standard", "table2",
                     "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1")
+FINDINGS_SOURCES += ("app_omniglot", "app_miniimagenet")
 
 # The finding each figure tests (report captions; verdicts in results/findings.md).
 CAPTIONS = {
