@@ -207,8 +207,11 @@ def check_table2(fig, tier, df):
 
 
 def check_app_alignment(fig, tier, df):
-    """CKA, L2 and IC accuracy against D2 on held-out IC sequences: mean ± std over seeds."""
-    (grid,) = grids(tier, "app_alignment")
+    """CKA, L2 and IC accuracy against D2 on held-out IC sequences: mean ± std over seeds;
+    the pretrained-encoder grid is one star per encoder at its D2."""
+    from mmicl.figures.app_alignment import ENCODER_LABEL
+
+    grid, *encoder_grids = grids(tier, "app_alignment")
     xs = sorted(grid["D2"])
     for j, (key, label_part) in enumerate((("cka", "CKA"), ("l2", "L2"),
                                            ("ic_accuracy", "ICL accuracy"))):
@@ -227,6 +230,13 @@ def check_app_alignment(fig, tier, df):
                                    rtol=0, atol=EXACT)
         assert (stats[:, 1] > 0).all()
         assert [t.get_text() for t in ax.get_xticklabels()] == [f"{d:g}" for d in xs]
+        for g in encoder_grids:
+            for name in g["encoder"]:
+                (star,) = [ln for ln in ax.lines if ln.get_label() == ENCODER_LABEL.format(name)]
+                want = [fd.seed_stats(fd.alignment_values(
+                    point(tier, "app_alignment", D2=d, encoder=name), "IC", s)[key]
+                    for s in fd.SEEDS)[0] for d in sorted(g["D2"])]
+                np.testing.assert_allclose(np.asarray(star.get_ydata(), float), want, atol=EXACT)
     cka = np.asarray(panel(fig, 0, 0).containers[0].lines[0].get_ydata(), float)
     np.testing.assert_allclose(cka, [8 / d + 0.005 for d in xs], rtol=0, atol=EXACT)
 
