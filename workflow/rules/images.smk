@@ -1,9 +1,6 @@
 # M2 encoders and images (docs/images.md): the offline glyph set, one pretraining job per
 # encoder run (mmicl.plan.images; shared by every Stage-2 run that loads it, trained once), and
-# the extra inputs of Stage-2 runs with an encoder or images. Included before train.smk.
-from mmicl.plan import images as plan_images
-from mmicl.specs.images import image_keys
-
+# the extra inputs of Stage-2 runs with an encoder or images (functions in common.smk).
 if workflow.is_main_process and not workflow.remote_exec:
     for line in TIER.get("skipped_figures", []):
         print(f"mmicl: {line}", file=sys.stderr)
@@ -12,37 +9,11 @@ ENCODER_RUNS = plan_images.all_encoder_runs(TIER)
 IMAGES = TIER.get("images", {})
 
 
-def encoder_file(run, name="encoder.pt"):
-    return f"{plan_images.encoder_dir(RESULTS, run)}/{name}"
-
-
-def image_inputs(spec):
-    """Files a Stage-2 run with an encoder or images reads besides its world: the pretrained
-    encoder, and the rendered glyph set (its manifest)."""
-    if spec.stage != 2:
-        return {}
-    out = {}
-    run = plan_images.encoder_run(TIER, spec)
-    if run is not None:
-        out["encoder_model"] = encoder_file(run)
-    if image_keys(spec.params2)["m2_data"] == "glyphs":
-        out["glyph_set"] = plan_images.glyph_manifest(TIER)
-    return out
-
-
-def image_root(spec):
-    """The image root a Stage-2 run reads (RunInputs.images), if any."""
-    if spec.stage != 2:
-        return {}
-    root = plan_images.data_root(TIER, image_keys(spec.params2)["m2_data"])
-    return {} if root is None else {"images": root}
-
-
 rule render_glyphs:
     output:
         plan_images.glyph_manifest(TIER),
     params:
-        root=plan_images.glyph_root(TIER),
+        root=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
         letters=IMAGES.get("glyph_letters", "all"),
         seed=IMAGES.get("glyph_seed", 0),
         code=code_param("glyphs"),
