@@ -115,3 +115,15 @@ def test_images_need_the_vit_and_the_vit_needs_images():
     with pytest.raises(ConfigError, match=r"m2_data='glyphs' holds images: it needs "
                                           r"encoder=vit"):
         plan.tier_config(cfg)
+
+
+def test_a_run_is_reused_only_with_the_encoder_it_was_trained_from(tmp_path):
+    from mmicl import io
+    from mmicl.train.cohort import same_encoder
+    from mmicl.train.members import RunInputs
+
+    io.write_json({"m2_encoder": {"checkpoint": "enc/a/encoder.pt"}}, tmp_path / "config.json")
+    assert same_encoder(tmp_path, RunInputs(world="w", encoder_model="enc/a/encoder.pt"))
+    assert not same_encoder(tmp_path, RunInputs(world="w", encoder_model="enc/b/encoder.pt"))
+    io.write_json({}, tmp_path / "config.json")  # a run without encoder
+    assert same_encoder(tmp_path, RunInputs(world="w"))
