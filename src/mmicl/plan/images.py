@@ -1,8 +1,8 @@
 """Image data and encoder pretraining in the plan (torch-free; docs/images.md).
 
 * Where a run's images come from (`data_root`): the glyph set the workflow renders into
-  results/<tier>/data/glyphs, `images.omniglot_root`, or `images.mini_imagenet_root` /
-  $MINI_IMAGENET_ROOT.
+  results/<tier>/data/glyphs, `images.omniglot_root`, or `images.mini_imagenet_root`
+  (else $MINI_IMAGENET_ROOT).
 * Which figures a tier cannot build (`unavailable_figures`): Mini-ImageNet or real-Omniglot
   figures when no root is configured (one printed line each; they are then not part of `all`). A root that is
   configured but missing or in another layout stops the workflow (`check_image_roots`).
