@@ -4,8 +4,9 @@
   results/<tier>/data/glyphs, `images.omniglot_root`, or `images.mini_imagenet_root`
   (else $MINI_IMAGENET_ROOT).
 * Which figures a tier cannot build (`unavailable_figures`): Mini-ImageNet or real-Omniglot
-  figures when no root is configured (one printed line each; they are then not part of `all`). A root that is
-  configured but missing or in another layout stops the workflow (`check_image_roots`).
+  figures when no root is configured (one printed line each; they are then not part of
+  `all`). A root that is configured but missing or in another layout stops the workflow
+  (`check_image_roots`).
 * Encoder pretraining runs (`EncoderRun`): one per (encoder config, data, world or image
   classes, seed, pretraining settings), shared by every Stage-2 run that loads it, trained once.
 """
