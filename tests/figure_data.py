@@ -26,6 +26,7 @@ SEEDS = (0, 1)
 SPLITS = ("train", "Test", "IC", "IC2", "IW")
 SPLIT_OFFSET = {"IC": 0.0, "IW": 0.08, "IC2": 0.04, "Test": 0.12, "train": 0.16}
 PE_CODE = {"ape": 0.0, "rope": 1.0, "alibi": 2.0, "hybrid": 3.0}
+ENCODER_CODE = {"none": 0.0, "mlp": 1.0, "cnn": 2.0, "transformer": 3.0, "vit": 1.5}
 
 
 def _key_terms(p: Mapping) -> float:
@@ -47,6 +48,11 @@ def _key_terms(p: Mapping) -> float:
     if p.get("label_mode") == "joint":
         t += 0.01 + 0.005 * p["G2"]  # G2 only matters for joint labels (canonical_params)
     t += 0.02 * (p.get("stage1.n_layers", 2) - 2) + 0.015 * (p.get("stage1.n_heads", 1) - 1)
+    # M2 encoders and images (0 at the defaults: no encoder, Gaussian M2)
+    t += 0.025 * ENCODER_CODE[p.get("encoder", "none")]
+    if p.get("encoder", "none") != "none":
+        t += 0.03 * (not p["encoder_pretrained"]) + 0.011 * (not p["freeze_encoder"])
+    t += 0.05 * (p.get("m2_data", "gaussian") != "gaussian")
     return t
 
 
@@ -157,7 +163,10 @@ def alignment_values(p: Mapping, split: str, seed: int) -> dict:
 def _stage2_rows(tier, figure, seeds):
     rows = {}
     d1, d2 = tier["stage1"], tier["stage2"]
-    for p1, p2 in plan.runs.stage2_points(tier, figure):
+    # the image figures' Gaussian reference runs (Stage-2 defaults at gaussian_K2 x B)
+    reference = [(s.params1, s.params2) for s in
+                 plan.runs.gaussian_reference(tier, figure, [0])]
+    for p1, p2 in plan.runs.stage2_points(tier, figure) + reference:
         p1, p2 = canonical_params(p1, d1), canonical_params(p2, d2)
         params = {**p2, **{f"stage1.{k}": v for k, v in p1.items()}}
         params["stage1.D"] = content_dim(p1)

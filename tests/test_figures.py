@@ -38,6 +38,8 @@ EXACT = 1e-12  # the drawn values are the means themselves
 def tier():
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["tier"] = "smoke"
+    # a Mini-ImageNet root that exists, so the tier keeps app_miniimagenet (no data is read)
+    cfg["tiers"]["smoke"].setdefault("images", {})["mini_imagenet_root"] = str(ROOT)
     return plan.tier_config(cfg)
 
 
@@ -205,8 +207,11 @@ def check_table2(fig, tier, df):
 
 
 def check_app_alignment(fig, tier, df):
-    """CKA, L2 and IC accuracy against D2 on held-out IC sequences: mean ± std over seeds."""
-    (grid,) = grids(tier, "app_alignment")
+    """CKA, L2 and IC accuracy against D2 on held-out IC sequences: mean ± std over seeds;
+    the pretrained-encoder grid is one star per encoder at its D2."""
+    from mmicl.figures.app_alignment import ENCODER_LABEL
+
+    grid, *encoder_grids = grids(tier, "app_alignment")
     xs = sorted(grid["D2"])
     for j, (key, label_part) in enumerate((("cka", "CKA"), ("l2", "L2"),
                                            ("ic_accuracy", "ICL accuracy"))):
@@ -225,6 +230,13 @@ def check_app_alignment(fig, tier, df):
                                    rtol=0, atol=EXACT)
         assert (stats[:, 1] > 0).all()
         assert [t.get_text() for t in ax.get_xticklabels()] == [f"{d:g}" for d in xs]
+        for g in encoder_grids:
+            for name in g["encoder"]:
+                (star,) = [ln for ln in ax.lines if ln.get_label() == ENCODER_LABEL.format(name)]
+                want = [fd.seed_stats(fd.alignment_values(
+                    point(tier, "app_alignment", D2=d, encoder=name), "IC", s)[key]
+                    for s in fd.SEEDS)[0] for d in sorted(g["D2"])]
+                np.testing.assert_allclose(np.asarray(star.get_ydata(), float), want, atol=EXACT)
     cka = np.asarray(panel(fig, 0, 0).containers[0].lines[0].get_ydata(), float)
     np.testing.assert_allclose(cka, [8 / d + 0.005 for d in xs], rtol=0, atol=EXACT)
 
@@ -323,6 +335,44 @@ def check_app_regression(fig, tier, df):
         assert len(set(order.value)) > 1
 
 
+def check_app_encoders(fig, tier, df):
+    """Bars: encoder x (pretrained, frozen) means per split; the dashed line is the
+    projector-only run."""
+    from mmicl.figures import app_encoders
+
+    (grid,) = grids(tier, "app_encoders")
+    for ax, split in zip(fig.axes[:2], ("IC", "IW")):
+        drawn = {c.get_label(): c for c in ax.containers if isinstance(c, BarContainer)}
+        assert list(drawn) == [label for _, _, label in app_encoders.VARIANTS]
+        for pre, fro, label in app_encoders.VARIANTS:
+            got = fd.bars(drawn[label])
+            want = [expected(point(tier, "app_encoders", encoder=e, encoder_pretrained=pre,
+                                   freeze_encoder=fro), split) for e in grid["encoder"]]
+            np.testing.assert_allclose(got["lengths"], [m for m, _ in want], atol=EXACT)
+            np.testing.assert_allclose(got["err"], [s for _, s in want], atol=1e-9)
+        (line,) = [ln for ln in ax.lines if ln.get_label() == app_encoders.BASELINE_LABEL]
+        base = expected(point(tier, "app_encoders", encoder="none", encoder_pretrained=True,
+                              freeze_encoder=True), split)[0]
+        np.testing.assert_allclose(line.get_ydata(), [base, base], atol=EXACT)
+
+
+def check_image_heatmaps(fig, tier, figure):
+    """Row 0: the Gaussian Stage 2 at gaussian_K2 x B (Stage-2 defaults); row 1: the images at
+    the grid's K2 x B with the figure's fixed keys; IC left, IW right."""
+    sweep = tier["figures"][figure]
+    (grid,) = grids(tier, figure)
+    gaussian = {**fd.figure_defaults(tier, figure)}
+    for row, (K2s, base) in enumerate(((sweep["gaussian_K2"], gaussian),
+                                       (grid["K2"], point(tier, figure)))):
+        for col, split in enumerate(("IC", "IW")):
+            hm = heatmap(panel(fig, row, col))
+            assert hm["cols"] == sorted(K2s) and hm["rows"] == sorted(grid["B"])
+            for i, B in enumerate(hm["rows"]):
+                for j, K2 in enumerate(hm["cols"]):
+                    mean, _ = expected({**base, "K2": K2, "B": B}, split)
+                    assert hm["array"][i, j] == pytest.approx(mean, abs=EXACT), (row, B, K2)
+
+
 CHECKS = {
     "fig2a": lambda fig, tier, df: check_scaling(fig, tier, "fig2a", "n_layers"),
     "fig2b": lambda fig, tier, df: check_scaling(fig, tier, "fig2b", "n_heads"),
@@ -350,6 +400,10 @@ CHECKS = {
                                                                "projector"),
     "app_joint_label": lambda fig, tier, df: check_grouped_lines(fig, tier, "app_joint_label",
                                                                  "G2"),
+    "app_encoders": check_app_encoders,
+    "app_omniglot": lambda fig, tier, df: check_image_heatmaps(fig, tier, "app_omniglot"),
+    "app_miniimagenet": lambda fig, tier, df: check_image_heatmaps(fig, tier,
+                                                                   "app_miniimagenet"),
     "fig6": check_fig6,
     "table1": check_table1,
     "app_regression": check_app_regression,

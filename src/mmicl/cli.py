@@ -57,6 +57,25 @@ def cmd_train(args) -> None:
           f"already up to date", file=sys.stderr)
 
 
+def cmd_pretrain_encoder(args) -> None:
+    from mmicl.plan.images import EncoderRun
+    from mmicl.train.images import pretrain_encoder
+
+    _threads(args.threads)
+    run = EncoderRun.from_dict(_json_arg(args.run, "--run"))
+    pretrain_encoder(run, args.out_dir, args.world or None, args.images or None, run.device)
+
+
+def cmd_render_glyphs(args) -> None:
+    from mmicl.data.images.glyphs import render_glyph_omniglot, smoke_codepoints
+
+    report = render_glyph_omniglot(args.root, seed=args.seed, overwrite=True,
+                                   codepoints=smoke_codepoints() if args.letters == "smoke"
+                                   else None)
+    print(f"{args.root}: {report.n_classes} classes from {report.n_letters} letters "
+          f"({report.seconds:.1f} s)", file=sys.stderr)
+
+
 def cmd_indicators(args) -> None:
     from mmicl.analysis.indicators import snapshot_indicators
     from mmicl.analysis.runs import load_run
@@ -254,6 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain-encoder", help="pretrain one M2 encoder (docs/images.md)")
+    p.add_argument("--run", required=True, help="JSON of the encoder run (mmicl.plan.images)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--world", default="", help="Gaussian data: the multimodal world")
+    p.add_argument("--images", default="", help="image data: the image root")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_pretrain_encoder)
+
+    p = sub.add_parser("render-glyphs", help="render the offline glyph set (Omniglot layout)")
+    p.add_argument("--root", required=True, help="writes <root>/omniglot-py")
+    p.add_argument("--letters", choices=("smoke", "all"), default="all")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_render_glyphs)
 
     p = sub.add_parser("analyze-stage2", help="knockouts, modality zeroing, alignment of a run")
     p.add_argument("--run-dir", required=True)

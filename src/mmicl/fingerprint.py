@@ -21,6 +21,8 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     # (not the job plumbing: train/cohort.py, train/outputs.py, io.py, the CLI, planning)
     "training": ("data/specs.py", "data/worlds.py", "data/sequences.py", "data/multimodal.py",
                  "models", "train/loop.py", "train/members.py", "train/stacking.py", "specs",
+                 "train/images.py", "train_encoder.py", "data/images/omniglot.py",
+                 "data/images/miniimagenet.py", "data/images/pool.py", "data/images/stream.py",
                  "analysis/evaluate.py"),
     # per-run analyses read trained runs
     "indicators": ("analysis/indicators.py", "analysis/scores.py", "analysis/adapter.py",
@@ -28,6 +30,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "interventions": ("analysis/interventions.py", "analysis/alignment.py",
                       "analysis/adapter.py", "analysis/ours.py", "analysis/runs.py"),
     "tables": ("analysis/tables.py",),
+    "glyphs": ("data/images/glyphs.py",),  # the rendered glyph set (docs/images.md)
     "regression": ("analysis/regression.py",),
     "findings": ("analysis/findings.py", "figures/common.py"),
     "figure_common": ("figures/common.py",),

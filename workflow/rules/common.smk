@@ -15,6 +15,8 @@ from mmicl.monitor import stale_message, stale_runs
 from mmicl.fingerprint import code_param, code_version
 from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, FINDINGS_SOURCES, SOURCES, TABLES
 from mmicl.specs import WorldKey, resolve
+from mmicl.plan import images as plan_images
+from mmicl.specs.images import image_keys
 
 # Jobs run this checkout's library, installed or not (e.g. in a `--sdm conda` env, which holds
 # the dependencies only): `python -m mmicl.cli` with src/ first on PYTHONPATH.
@@ -114,6 +116,7 @@ def run_inputs(spec):
         parent = plan.parent(TIER, spec)
         if parent is not None:
             inputs["stage1_model"] = run_file(parent, "model.pt")
+        inputs.update(image_inputs(spec))  # encoder and images (images.smk)
     return inputs
 
 
@@ -121,7 +124,8 @@ def cohort_entries(cohort):
     """The members of a `mmicl train` job."""
     check = {"min_stage1_ic": TIER["min_stage1_ic"]} if cohort.stage == 2 else {}
     return [{"spec": m.to_dict(), "out_dir": paths.run_dir(RESULTS, m),
-             "inputs": {**run_inputs(m), **check}} for m in cohort.members]
+             "inputs": {**{k: v for k, v in run_inputs(m).items() if k != "glyph_set"},
+                        **image_root(m), **check}} for m in cohort.members]
 
 
 def training_code(cohort):
@@ -200,3 +204,32 @@ def unknown_figure(name):
 def moved_figure(name, ext):
     raise WorkflowError(f"figures live under their tier now: "
                         f"{paths.figure(RESULTS, TIER_NAME, name, ext)} (or: snakemake {name})")
+
+
+# M2 encoders and images (images.smk, docs/images.md)
+
+
+def encoder_file(run, name="encoder.pt"):
+    return f"{plan_images.encoder_dir(RESULTS, run)}/{name}"
+
+
+def image_inputs(spec):
+    """Files a Stage-2 run with an encoder or images reads besides its world: the pretrained
+    encoder, and the rendered glyph set (its manifest)."""
+    if spec.stage != 2:
+        return {}
+    out = {}
+    run = plan_images.encoder_run(TIER, spec)
+    if run is not None:
+        out["encoder_model"] = encoder_file(run)
+    if image_keys(spec.params2)["m2_data"] == "glyphs":
+        out["glyph_set"] = plan_images.glyph_manifest(TIER)
+    return out
+
+
+def image_root(spec):
+    """The image root a Stage-2 run reads (RunInputs.images), if any."""
+    if spec.stage != 2:
+        return {}
+    root = plan_images.data_root(TIER, image_keys(spec.params2)["m2_data"])
+    return {} if root is None else {"images": root}

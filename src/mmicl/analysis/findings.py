@@ -324,6 +324,32 @@ FINDINGS: tuple[Finding, ...] = (
 )
 
 
+
+def image_ic_at_small_K2(tables, context, figure: str) -> list[float]:
+    """Per seed: IC accuracy of the image runs at the grid's smallest K2 and largest B."""
+    sweep, grid, defaults = _grid(context, figure, "B")
+    df = select(_table(tables, figure), defaults, sweep, grid)
+    df = df[(df.split == "IC") & (df.m2_data != "gaussian")]
+    df = df[(df.K2 == min(grid["K2"])) & (df.B == max(grid["B"]))]
+    return _per_seed(df, lambda part: part.accuracy.mean())
+
+
+# the asymmetry with images through a pretrained ViT (App. I1 glyph / real Omniglot, I2)
+FINDINGS += tuple(
+    finding for figure, app in (("app_omniglot", "I1"), ("app_miniimagenet", "I2"))
+    for finding in (
+        Finding(f"{figure}_K2_suffices", figure, "with images through a pretrained ViT, a "
+                "small K2 still suffices for ICL after high-K1 pretraining",
+                f"qualitative (App. {app})",
+                "IC accuracy of the image runs at the smallest K2 and the largest B",
+                "at_least", lambda t, c, s, figure=figure: image_ic_at_small_K2(t, c, figure)),
+        Finding(f"{figure}_B_IC", figure, "burstiness lifts ICL with image M2 too",
+                f"qualitative (App. {app})",
+                "IC accuracy of the image runs at the largest minus the smallest B, mean over "
+                "K2", "increase", lambda t, c, s, figure=figure: contrast(t, c, figure, "B",
+                                                                          "IC"))))
+
+
 def _rope_standard(tables, context) -> list[float]:
     """RoPE (standard rotation) minus APE: APE rows carry rope_impl too, so compare the standard
     RoPE rows with every APE row of the same grid point."""

@@ -52,6 +52,17 @@ def build_model(spec: RunSpec) -> torch.nn.Module:
     if spec.stage == 1:
         from mmicl.models.decoder import Decoder
         return Decoder(resolved.model)
+    if resolved.encoder is not None:  # M2 through an encoder (docs/images.md)
+        from mmicl.models.encoder_fusion import EncoderFusion
+        from mmicl.models.encoders import build_encoder
+        from mmicl.specs.images import caches_features, image_keys
+
+        model = EncoderFusion(resolved.model, build_encoder(resolved.encoder),
+                              image_keys(spec.params2)["freeze_encoder"])
+        # a frozen image encoder with eps2 = 0 trained on cached features: its test sets hold
+        # those features (an image run with pixel input keeps no images in testsets.pt)
+        model.feature_input = caches_features(spec.params2)
+        return model
     from mmicl.models.multimodal import MultimodalDecoder
     return MultimodalDecoder(resolved.model)
 

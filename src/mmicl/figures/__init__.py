@@ -14,6 +14,9 @@ STAGE2_FIGURES = (
     "fig4a", "fig4b", "fig4c", "fig4d", "fig5", "table2", "app_alignment", "app_projector",
     "app_joint_label",
 )
+# M2 encoders and real images (App. E1, I1, I2; docs/images.md)
+IMAGE_FIGURES = ("app_encoders", "app_omniglot", "app_miniimagenet")
+STAGE2_FIGURES += IMAGE_FIGURES
 # Circuit analysis: fig6 reads the indicator tables of the default Stage-1 and Stage-2 runs;
 # table1 and app_regression read the regression table built from every run's indicators.
 ANALYSIS_FIGURES = ("fig6", "table1", "app_regression")
@@ -34,6 +37,7 @@ FIGURE_STAGE = ({name: 1 for name in STAGE1_FIGURES} | {name: 2 for name in STAG
 # workflow plans jobs without importing matplotlib; a test keeps the two equal).
 FINDINGS_SOURCES = ("app_data_effects", "fig2a", "fig2b", "fig2c", "app_rope_standard", "table2",
                     "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1")
+FINDINGS_SOURCES += ("app_omniglot", "app_miniimagenet")
 
 # The finding each figure tests (report captions; verdicts in results/findings.md).
 CAPTIONS = {
@@ -68,6 +72,15 @@ CAPTIONS = {
               "beside the paper's, and the random-forest R^2 (paper >= 0.91).",
     "app_regression": "Random forest on the indicators: out-of-fold predictions against "
                       "measured ICL accuracy, and feature importances.",
+}
+
+CAPTIONS |= {
+    "app_encoders": "Appendix E1 - M2 encoders (MLP, 1-D CNN, transformer), pretrained or random, "
+                    "frozen or trainable, against the projector alone.",
+    "app_omniglot": "Appendix I1 - K2 x B with glyph images (Omniglot layout) through a "
+                    "pretrained ViT, beside the Gaussian Stage 2.",
+    "app_miniimagenet": "Appendix I2 - K2 x B with Mini-ImageNet through a pretrained ViT "
+                        "(K2 <= 64), beside the Gaussian Stage 2.",
 }
 
 

@@ -7,6 +7,7 @@ Gaussian rows are the Fig. 4a runs. One row of panels per M2 source present, eac
 K2 values (the sweep's grid gives K2 and B; `m2_data` may be listed to choose sources)."""
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from mmicl.figures.common import SPLIT_TITLES, grids_of, heatmap_panel, seeds_note, select
 
@@ -33,7 +34,11 @@ def image_heatmaps(df, sweep, defaults, sources, title, max_K2=None):
     if not {"K2", "B"} <= set(grid):
         raise ValueError(f"grid must list K2 and B; got {list(grid)}")
     others = {k: v for k, v in grid.items() if k != "K2"}
-    sub = select(df, defaults, {**sweep, "grid": others}, others)
+    images = select(df[df.m2_data != "gaussian"], defaults, {**sweep, "grid": others}, others)
+    # the Gaussian reference runs are Stage-2 runs at the defaults: the figure's fixed keys
+    # (image source, encoder, eps2) are not theirs
+    gaussian = select(df[df.m2_data == "gaussian"], defaults, {"grid": others}, others)
+    sub = pd.concat([images, gaussian])
     present = [s for s in sources if len(source_rows(sub, s, sweep, grid))]
     if not present:
         raise ValueError(f"no rows with m2_data in {list(sources)} on the grid {grid}")

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from mmicl.figures import FIGURE_STAGE
 from mmicl.plan.runs import all_runs, needed_runs
 from mmicl.specs import RunSpec, resolve
+from mmicl.specs.images import image_keys
 
 STACKED_BACKENDS = ("vmap",)  # one stacked model per cohort (mmicl.train.stacking)
 BACKENDS = ("auto", "sequential", *STACKED_BACKENDS)
@@ -55,6 +56,10 @@ def shape_key(spec: RunSpec) -> tuple[str, str]:
         p2 = spec.params2
         key.update({k: p2[k] for k in ("freeze_decoder", "freeze_head", "early_fusion")})
         label += f"_{p2['projector']}_D2_{p2['D2']}" + ("_early" if p2["early_fusion"] else "")
+        images = image_keys(p2)  # an M2 encoder is part of the model (docs/images.md)
+        if images["encoder"] != "none":
+            key.update(images)
+            label += f"_{images['encoder']}_{images['m2_data']}"
     return json.dumps(key, sort_keys=True), label
 
 

@@ -97,6 +97,15 @@ def tier_config(config: Mapping) -> dict:
     merged["device"] = resolve_device(config.get("device", "cpu"))
     merged["results"] = config.get("results", "results")
     check_tier(merged)
+    # figures whose data this machine lacks (Mini-ImageNet without a root) are left out, with
+    # one line each in `skipped_figures` (printed by the workflow); configured roots are checked
+    from mmicl.plan.images import check_image_roots, without_unavailable
+
+    merged, merged["skipped_figures"] = without_unavailable(merged)
+    try:
+        check_image_roots(merged)
+    except ValueError as exc:
+        raise ConfigError(f"tiers.{tier}: {exc}") from None
     return merged
 
 

@@ -54,6 +54,10 @@ def canonical_params(params: Mapping, defaults: Mapping) -> dict:
         out["freeze_head"] = False
     if out.get("label_mode") == "standard":
         out["G2"] = defaults["G2"]
+    if out.get("encoder") == "none":  # the encoder options of a run without encoder
+        for key in ("encoder_pretrained", "freeze_encoder"):
+            if key in defaults:
+                out[key] = defaults[key]
     return out
 
 
@@ -213,7 +217,27 @@ def stage2_points(tier: Mapping, figure: str) -> list[tuple[dict, dict]]:
                                     f"({', '.join(d2)}) nor a Stage-1 one written as "
                                     f"stage1.<key>")
             points.append((p1, p2))
-    return points
+    return points + reference_points(tier, figure)
+
+
+def reference_points(tier: Mapping, figure: str) -> list[tuple[dict, dict]]:
+    """Runs a figure draws beside its grid, trained like its grid: app_encoders' projector-only
+    run (encoder none, the figure's fixed keys)."""
+    if figure != "app_encoders":
+        return []
+    sweep, d1, d2 = _sweep(tier, figure), tier["stage1"], tier["stage2"]
+    return [(dict(d1), {**d2, **sweep.get("fixed", {}), "encoder": "none"})]
+
+
+def gaussian_reference(tier: Mapping, figure: str, seeds) -> list[RunSpec]:
+    """The image figures' Gaussian Stage-2 runs at `gaussian_K2` x the grid's B: Stage-2
+    defaults and training (the same runs as Fig. 4a's at those points)."""
+    sweep, d1, d2 = _sweep(tier, figure), tier["stage1"], tier["stage2"]
+    if "gaussian_K2" not in sweep:
+        return []
+    Bs = sorted({b for grid in grids_of(sweep) for b in grid.get("B", [d2["B"]])})
+    return [stage2_spec(tier, d1, {**d2, "K2": K2, "B": B}, s)
+            for K2 in sweep["gaussian_K2"] for B in Bs for s in seeds]
 
 
 def _unique(specs) -> list[RunSpec]:
@@ -238,8 +262,9 @@ def figure_runs(tier: Mapping, figure: str) -> list[RunSpec]:
         return _unique(stage1_spec(tier, p, s, overrides=train)
                        for p in stage1_points(tier, figure) for s in seeds)
     if stage == 2:
-        return _unique(stage2_spec(tier, p1, p2, s, overrides=train)
-                       for p1, p2 in stage2_points(tier, figure) for s in seeds)
+        return _unique([stage2_spec(tier, p1, p2, s, overrides=train)
+                        for p1, p2 in stage2_points(tier, figure) for s in seeds]
+                       + gaussian_reference(tier, figure, seeds))
     if figure == "fig6":
         return default_runs(tier)
     return all_runs(tier)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mmicl.data.specs import MultimodalSpec, SequenceSpec
 from mmicl.models.specs import PE_KINDS, DecoderConfig, MultimodalConfig
+from mmicl.specs.images import IMAGE_SOURCES, encoder_spec, image_keys
 from mmicl.specs.run import RunSpec, WorldKey
 
 
@@ -21,6 +22,8 @@ class Resolved:
     model: DecoderConfig | MultimodalConfig
     modulus: int  # label modulus of the swapped-label (IC2) targets
     joint_G2: int | None = None  # joint-label Stage 2: M2 groups (labels need both modalities)
+    encoder: object = None  # Stage 2 with an M2 encoder: its EncoderConfig (mmicl.specs.images)
+    m2_data: str = "gaussian"  # M2 items: Gaussian vectors or an image source
 
 
 def content_dim(params: Mapping) -> int:
@@ -72,9 +75,17 @@ def stage2_specs(p1: Mapping, p2: Mapping, seed: int = 0) -> Resolved:
                          eps1=p2["eps1"], eps2=p2["eps2"], alpha1=p2["alpha1"],
                          alpha2=p2["alpha2"], no_repeats=p2["no_repeats"],
                          n_novel2=p2["n_novel2"] or None)
-    model = MultimodalConfig(decoder=s1.model, m2_dim=D2, projector=p2["projector"])
-    world = WorldKey(seed, m1.K1, m1.L1, m1.D1, K2, L2, D2)
-    return Resolved(world, seq, model, m1.L1 if joint else L2, int(p2["G2"]) if joint else None)
+    encoder = encoder_spec(m1.D1, p2)
+    m2_data = image_keys(p2)["m2_data"]
+    if m2_data in IMAGE_SOURCES and joint:
+        raise ValueError(f"m2_data={m2_data!r}: image M2 runs use standard labels")
+    # the projector reads the encoder's features; an image run's world has a placeholder M2
+    # dimension of 1 (images replace its M2 items; mmicl.data.images.stream.image_world)
+    model = MultimodalConfig(decoder=s1.model, m2_dim=encoder.out_dim if encoder else D2,
+                             projector=p2["projector"])
+    world = WorldKey(seed, m1.K1, m1.L1, m1.D1, K2, L2, 1 if m2_data in IMAGE_SOURCES else D2)
+    return Resolved(world, seq, model, m1.L1 if joint else L2, int(p2["G2"]) if joint else None,
+                    encoder, m2_data)
 
 
 def resolve(spec: RunSpec) -> Resolved:

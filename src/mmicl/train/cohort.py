@@ -44,6 +44,15 @@ class Entry:
         return cls(RunSpec.from_dict(data["spec"], f"{where}: spec"), data["out_dir"], inputs)
 
 
+def same_encoder(out_dir: Path, inputs: RunInputs) -> bool:
+    """A run with a pretrained M2 encoder was trained from the encoder file it is given now (its
+    path names the pretraining run and settings; docs/images.md); other runs always are."""
+    from mmicl import io
+
+    recorded = (io.read_json(out_dir / "config.json").get("m2_encoder") or {}).get("checkpoint")
+    return recorded == inputs.encoder_model
+
+
 def train_cohort(entries: Sequence[Entry], backend: str = "auto", device: str | None = None,
                  progress: bool = True, checkpoint: str | Path | None = None,
                  reuse: bool = True, accept_code: bool = False) -> dict[str, list[Path]]:
@@ -63,7 +72,8 @@ def train_cohort(entries: Sequence[Entry], backend: str = "auto", device: str | 
 
     def fresh(entry: Entry) -> bool:
         out_dir = Path(entry.out_dir)
-        if reuse and is_trained(out_dir, entry.spec, accept_code):
+        if (reuse and is_trained(out_dir, entry.spec, accept_code)
+                and same_encoder(out_dir, entry.inputs)):
             touch_outputs(out_dir)
             done["reused"].append(out_dir)
             print(f"{out_dir}: up to date (same spec and training code), not retrained",

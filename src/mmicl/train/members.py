@@ -37,6 +37,8 @@ class RunInputs:
     stage1_world: str | None = None
     stage1_model: str | None = None
     min_stage1_ic: float = 0.0  # refuse a Stage-1 decoder whose final IC accuracy is lower
+    encoder_model: str | None = None  # a pretrained M2 encoder (mmicl.train.encoders)
+    images: str | None = None  # the image root of an image M2 run (mmicl.plan.images)
 
 
 @dataclass
@@ -130,6 +132,11 @@ def build_member(spec: RunSpec, out_dir: str | Path, inputs: RunInputs,
                 f"final IC accuracy is {final.get('IC', 0.0):.3f} < min_stage1_ic="
                 f"{inputs.min_stage1_ic}: that decoder has not formed its ICL circuit; train it "
                 f"longer (train_parent.iterations) or lower min_stage1_ic")
+    if resolved.encoder is not None:
+        from mmicl.train.images import build_image_member
+
+        return build_image_member(spec, resolved, world, state, inputs, Path(out_dir), device,
+                                  record)
     model = init_model(lambda: MultimodalDecoder(resolved.model), seeds.init, device)
     if state is not None:
         model.decoder.load_state_dict(state)
