@@ -50,8 +50,9 @@ def trained_models(dry_run_stdout: str) -> set[str]:
 
 
 def job_counts(dry_run_stdout: str) -> dict[str, int]:
-    """Jobs per rule of `snakemake -n --quiet rules`; the per-cohort rules (train_stage1_000_...,
-    indicators_stage2_004_...) are counted under their family name (train_stage1, ...)."""
+    """Jobs per rule of `snakemake -n --quiet rules`; the per-cohort rules
+    (train_stage1_rope_L2_H1_1a2b3c4d, indicators_stage2_...) and encoder pretraining rules
+    are counted under their family name (train_stage1, indicators_stage2, pretrain_encoder)."""
     per_rule = {}  # (the table may be printed more than once)
     for line in dry_run_stdout.splitlines():
         parts = line.split()
@@ -59,7 +60,7 @@ def job_counts(dry_run_stdout: str) -> dict[str, int]:
             per_rule[parts[0]] = int(parts[1])
     counts: dict[str, int] = {}
     for rule, n in per_rule.items():
-        name = re.sub(r"_\d{3}_\w+$", "", rule)
+        name = re.sub(r"^(train_stage\d|indicators_stage\d|pretrain_encoder)_\w+$", r"\1", rule)
         counts[name] = counts.get(name, 0) + n
     return counts
 

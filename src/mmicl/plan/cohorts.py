@@ -10,6 +10,7 @@ contiguous chunks of nearly equal size (9 at size 8 -> 5 + 4).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -88,14 +89,19 @@ def plan_cohorts(tier: Mapping) -> list[CohortPlan]:
         groups.setdefault(group, []).append(spec)
         labels[group] = label
     plans: list[CohortPlan] = []
-    counters = {1: 0, 2: 0}
     for group, members in groups.items():
         stage = group[0]
         n_chunks = -(-len(members) // size)
         bounds = [round(j * len(members) / n_chunks) for j in range(n_chunks + 1)]
+        text = "".join(c if c.isalnum() else "_" for c in labels[group])
         for lo, hi in zip(bounds, bounds[1:]):
-            text = "".join(c if c.isalnum() else "_" for c in labels[group])
-            plans.append(CohortPlan(f"{counters[stage]:03d}_{text}", stage,
-                                    tuple(members[lo:hi])))
-            counters[stage] += 1
-    return plans
+            chunk = tuple(members[lo:hi])
+            plans.append(CohortPlan(f"{text}_{cohort_digest(chunk)}", stage, chunk))
+    return sorted(plans, key=lambda c: c.stage)
+
+
+def cohort_digest(members) -> str:
+    """8 hex digits naming a cohort by its members: a cohort keeps its name (its rule, log and
+    checkpoint) when runs are added elsewhere in the tier, so Snakemake does not rerun it."""
+    text = json.dumps(sorted(repr(m.key) for m in members))
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
