@@ -25,6 +25,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/vlm.smk"  # paper Section 5 (fig7, table3, fig8): docs/vlm.md
 include: "workflow/rules/figures.smk"
 
 
@@ -32,3 +33,4 @@ rule all:
     default_target: True
     input:
         figure_targets(),
+        vlm_targets(),
