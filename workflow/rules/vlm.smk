@@ -3,54 +3,9 @@
 # and a data root holding open_mi/ and the vlm extra is installed; in the smoke tier on a tiny
 # random model pair and an Open-MI fixture made by vlm_setup. Otherwise one line says why and
 # `all` leaves the three figures out; asking for one of them stops with the same reason.
-from mmicl.figures import VLM_FIGURES, VLM_SOURCES, VLM_TABLES
-from mmicl.vlm.plan import skip_line, vlm_plan
-
-VLM = vlm_plan(config, TIER_NAME, RESULTS)
-VLM_DIR = VLM["dir"]
-VLM_SET = VLM["settings"]
-if not VLM["enabled"] and workflow.is_main_process and not workflow.remote_exec:
-    print(skip_line(VLM), file=sys.stderr)
 
 
-def vlm_file(name):
-    return f"{VLM_DIR}/{name}"
-
-
-VLM_TABLE_FILES = {
-    "heads_mllm": vlm_file("heads_mllm.parquet"),
-    "heads_llm": vlm_file("heads_llm.parquet"),
-    "knockout": vlm_file("knockout.parquet"),
-    "lora": vlm_file("lora/lora.parquet"),
-}
-
-
-def vlm_figure_outputs(name):
-    exts = ("pdf", "png", "csv", "md") if name in VLM_TABLES else ("pdf", "png")
-    return {ext: paths.figure(RESULTS, TIER_NAME, name, ext) for ext in exts}
-
-
-def vlm_targets():
-    """The Section-5 figures `all` builds: every one, or none (and the skip line)."""
-    if not VLM["enabled"]:
-        return []
-    return [f for name in VLM_FIGURES for f in vlm_figure_outputs(name).values()] + [
-        vlm_file("overlap.parquet")
-    ]
-
-
-def vlm_figure_inputs(name):
-    if not VLM["enabled"]:
-        raise WorkflowError(skip_line(VLM))
-    return [VLM_TABLE_FILES[source] for source in VLM_SOURCES[name]]
-
-
-# Model, data and run settings every model-reading job gets (params: a change reruns it).
-VLM_ARGS = (
-    f"--n-shot {VLM_SET['n_shot']} --seed {VLM_SET['seed']} --device {VLM_SET['device']} "
-    f"--dtype {VLM_SET['dtype']} --threads {THREADS} "
-    f"--data-root {shlex.quote(str(VLM.get('data_root', '')))}"
-)
+include: "vlm_common.smk"
 
 
 if VLM["enabled"]:
@@ -64,6 +19,7 @@ if VLM["enabled"]:
                 models=directory(VLM_INPUTS["models"]),
                 data=directory(VLM_INPUTS["data"]),
             params:
+                threads=THREADS,
                 code=code_param("vlm"),
             resources:
                 **job_resources("default"),
@@ -73,7 +29,7 @@ if VLM["enabled"]:
                 "../../envs/mmicl.yaml"
             shell:
                 "python -m mmicl.cli vlm-setup --models {output.models} --data {output.data} "
-                "--threads {THREADS} 2> {log}"
+                "--threads {params.threads} 2> {log}"
 
     rule vlm_heads:
         """PH and IH scores of every head: the MLLM on image prompts, the LLM on text."""
@@ -90,7 +46,7 @@ if VLM["enabled"]:
             args=VLM_ARGS,
             code=code_param("vlm"),
         resources:
-            **job_resources("analysis"),
+            **vlm_resources("analysis"),
         log:
             paths.log(RESULTS, TIER_NAME, "vlm", "heads_{model}"),
         benchmark:
@@ -111,6 +67,8 @@ if VLM["enabled"]:
             vlm_file("overlap.parquet"),
         params:
             code=code_param("vlm"),
+        resources:
+            **job_resources("default"),
         log:
             paths.log(RESULTS, TIER_NAME, "vlm", "overlap"),
         localrule: True
@@ -137,7 +95,7 @@ if VLM["enabled"]:
             args=VLM_ARGS,
             code=code_param("vlm"),
         resources:
-            **job_resources("analysis"),
+            **vlm_resources("analysis"),
         log:
             paths.log(RESULTS, TIER_NAME, "vlm", "knockout"),
         benchmark:
@@ -165,7 +123,7 @@ if VLM["enabled"]:
             args=VLM_ARGS,
             code=code_param("vlm"),
         resources:
-            **job_resources("train"),
+            **vlm_resources("train"),
         log:
             paths.log(RESULTS, TIER_NAME, "vlm", "finetune"),
         benchmark:
@@ -215,6 +173,8 @@ for name in VLM_FIGURES:
         log:
             paths.log(RESULTS, TIER_NAME, "figures", name),
         localrule: True
+        resources:
+            **job_resources("default"),
         conda:
             "../../envs/mmicl.yaml"
         shell:
