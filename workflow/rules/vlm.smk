@@ -86,7 +86,9 @@ if VLM["enabled"]:
         output:
             table=VLM_TABLE_FILES["knockout"],
             examples=vlm_file("knockout_examples.parquet"),
-            authors=[vlm_file(f"knockout_{c}_results.json") for c in ("ph", "ih", "both", "random")],
+            authors=[
+                vlm_file(f"knockout_{c}_results.json") for c in ("ph", "ih", "both", "random")
+            ],
         params:
             model=shlex.quote(VLM["mllm"]),
             n=VLM_SET["n_eval"],

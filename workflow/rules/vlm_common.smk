@@ -21,6 +21,14 @@ VLM_TABLE_FILES = {
 }
 
 
+def vlm_findings_tables():
+    """The Section-5 tables the findings read (none when Section 5 is skipped)."""
+    if not VLM["enabled"]:
+        return {}
+    return {"vlm_overlap": vlm_file("overlap.parquet"), "vlm_knockout": VLM_TABLE_FILES["knockout"],
+            "vlm_lora": VLM_TABLE_FILES["lora"]}
+
+
 def vlm_figure_outputs(name):
     exts = ("pdf", "png", "csv", "md") if name in VLM_TABLES else ("pdf", "png")
     return {ext: paths.figure(RESULTS, TIER_NAME, name, ext) for ext in exts}

@@ -39,7 +39,8 @@ VLM_SOURCES = {"fig7": ("heads_mllm", "heads_llm"), "table3": ("knockout",), "fi
 # The tables the findings check reads (mmicl.analysis.findings.SOURCES; kept here so the
 # workflow plans jobs without importing matplotlib; a test keeps the two equal).
 FINDINGS_SOURCES = ("app_data_effects", "fig2a", "fig2b", "fig2c", "app_rope_standard", "table2",
-                    "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1")
+                    "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1",
+                    "fig7", "table3", "fig8")
 
 # The finding each figure tests (report captions; verdicts in results/findings.md).
 CAPTIONS = {
