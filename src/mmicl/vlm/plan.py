@@ -35,7 +35,15 @@ DEFAULTS = {
 
 def missing_extra() -> list[str]:
     """The packages of the `vlm` extra that are not installed (found without importing them)."""
-    return [name for name in EXTRA_PACKAGES if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in EXTRA_PACKAGES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or half-removed install
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def _merge(base: Mapping, over: Mapping) -> dict:
