@@ -165,7 +165,7 @@ for name in VLM_FIGURES:
             **{ext: outputs[ext] for ext in ("csv", "md") if ext in outputs},
         params:
             name=name,
-            caption=CAPTIONS[name],
+            caption=CAPTIONS[name] + (VLM_TINY_CAPTION if VLM["tiny"] else ""),
             rows=(
                 f"--csv {shlex.quote(outputs['csv'])} --md {shlex.quote(outputs['md'])}"
                 if name in VLM_TABLES

@@ -5,6 +5,7 @@ from mmicl.vlm.plan import skip_line, vlm_plan
 VLM = vlm_plan(config, TIER_NAME, RESULTS)
 VLM_DIR = VLM["dir"]
 VLM_SET = VLM["settings"]
+VLM_TINY_CAPTION = " Made from a TINY RANDOM MODEL (smoke tier): not Qwen2.5-VL results."
 if not VLM["enabled"] and workflow.is_main_process and not workflow.remote_exec:
     print(skip_line(VLM), file=sys.stderr)
 
