@@ -26,6 +26,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/images.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/vlm.smk"  # paper Section 5 (fig7, table3, fig8): docs/vlm.md
 include: "workflow/rules/figures.smk"
 
 
@@ -33,3 +34,4 @@ rule all:
     default_target: True
     input:
         figure_targets(),
+        vlm_targets(),

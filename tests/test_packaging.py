@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # PyPI and conda-forge spell a few packages differently.
 CONDA_NAMES = {"torch": "pytorch"}
-ENV_EXTRAS = ("slurm",)  # extras the workflow's conda env carries (not `test`)
+ENV_EXTRAS = ("slurm", "vlm")  # extras the workflow's conda env carries (not `test`)
 
 
 def _split(requirement: str) -> tuple[str, frozenset]:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from mmicl import io, paths, plan
-from mmicl.figures import FIGURES, TABLES
+from mmicl.figures import FIGURES, TABLES, VLM_FIGURES
+from mmicl.vlm.plan import missing_extra
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -181,7 +182,7 @@ def test_slurm_resources_of_every_rule_kind_come_from_config_and_environment(tmp
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
                           stdin=subprocess.DEVNULL)
     jobs = {rule: res for rule, res in _job_resources(proc.stdout).items()
-            if rule != "all" and rule not in FIGURES}  # target rules run nothing
+            if rule != "all" and rule not in FIGURES + VLM_FIGURES}  # target rules run nothing
     assert {r["slurm_partition"] for rs in jobs.values() for r in rs} == {"cpuq"}
     assert not any("gpu" in r for rs in jobs.values() for r in rs)  # device cpu: no GPU
     sizes = {f"train_stage{c.stage}_{c.name}": len(c.members)
@@ -216,7 +217,9 @@ def test_tier_chosen_on_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_tier_builds_every_figure(tmp_path):
-    snakemake("--cores", "2", "--config", "tier=smoke", workdir=tmp_path, timeout=900)
+    # (the Section-5 chain on tiny models, when the vlm extra is installed: ~2 CPU-minutes more)
+    snakemake("--cores", "2", "--config", "tier=smoke", workdir=tmp_path,
+              timeout=900 + (0 if missing_extra() else 300))
     tier = resolved_tier("smoke")
     results = tmp_path / "results"
     for name in tier["figures"]:  # every figure whose data is here (not Mini-ImageNet)
@@ -230,6 +233,11 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     assert len(stage2) == sum(s.stage == 2 for s in runs)
     for name in TABLES:
         assert (results / "smoke" / "figures" / f"{name}.csv").stat().st_size > 50
+    # Section 5 on the tiny random models, when the vlm extra is installed
+    for name in VLM_FIGURES if not missing_extra() else ():
+        assert (results / "smoke" / "figures" / f"{name}.png").stat().st_size > 1000, name
+    if not missing_extra():
+        assert "tiny random model" in (results / "smoke" / "figures" / "table3.md").read_text()
     assert "| full model |" in (results / "smoke" / "figures" / "table2.md").read_text()
     assert "PHStrength^(1)_1" in (results / "smoke" / "figures" / "table1.md").read_text()
     # the indicator step ran once per run, from the run's snapshots

@@ -34,6 +34,8 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "regression": ("analysis/regression.py",),
     "findings": ("analysis/findings.py", "figures/common.py"),
     "figure_common": ("figures/common.py",),
+    # Section 5 on a real MLLM (head scores, knockout, LoRA; workflow/rules/vlm.smk)
+    "vlm": ("vlm",),
 }
 
 

@@ -11,6 +11,26 @@ torch.set_num_threads(1)  # two shared cores: oversubscription makes tiny forwar
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+# CI (.ci/run) installs the vlm extra and sets MMICL_REQUIRE_VLM=1: a missing or broken extra
+# then fails the session instead of quietly skipping every Section-5 test.
+REQUIRE = os.environ.get("MMICL_REQUIRE_VLM") == "1"
+
+
+def _require_extras() -> None:
+    import importlib
+
+    for name in ("transformers", "peft"):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            pytest.exit(f"MMICL_REQUIRE_VLM=1 but {name} is not importable ({exc}); "
+                        f'install the extra: pip install -e ".[vlm]"', returncode=1)
+
+
+if REQUIRE:
+    _require_extras()
+
+
 def needs_extras():
     pytest.importorskip("transformers")
     pytest.importorskip("peft")

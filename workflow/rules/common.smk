@@ -174,6 +174,7 @@ def findings_tables(wildcards=None):
               if name in TIER["figures"] and SOURCES[name] != "regression"}
     if any(SOURCES[name] == "regression" for name in TIER["figures"]):
         tables["regression"] = paths.table(RESULTS, TIER_NAME, "regression")
+    tables.update(vlm_findings_tables())  # Section 5, when built (vlm_common.smk)
     return tables
 
 

@@ -114,7 +114,7 @@ rule unknown_figure:
     output:
         paths.figure(RESULTS, TIER_NAME, "{unknown}", "{ext}"),
     wildcard_constraints:
-        unknown=r"(?!(?:" + "|".join(TIER["figures"]) + r")\.)[^/]+",
+        unknown=r"(?!(?:" + "|".join([*TIER["figures"], *VLM_FIGURES]) + r")\.)[^/]+",
     input:
         lambda wc: unknown_figure(wc.unknown),
     log:

@@ -33,6 +33,8 @@ class Settings:
     knockout_reading: str = "zero"  # the reading Table 2's knockout findings use
     zeroing_reading: str = "items"  # the reading Table 2's zeroing findings use
     r2_threshold: float = 0.91  # the paper's random-forest R^2
+    # Section 5 (Fig. 7): MLLM top-5 PH heads among the LLM's top-10 (paper 4; chance ~0.1)
+    vlm_min_overlap: int = 3
 
 
 class Missing(Exception):
@@ -236,6 +238,52 @@ def _data_effect(key, split, direction, paper_value):
         compute=lambda t, c, s: contrast(t, c, "app_data_effects", key, split))
 
 
+# Section 5 (Fig. 7, Table 3, Fig. 8): one Qwen2.5-VL run, no seeds; the workflow passes its
+# tables as vlm_overlap, vlm_knockout and vlm_lora (mmicl.vlm.pipeline). A run on a tiny random
+# checkpoint (the smoke tier) is n/a: its numbers show the pipeline runs, nothing about the model.
+TINY_REASON = "tiny random model (smoke tier): not Qwen2.5-VL results"
+
+
+def _vlm_table(tables, name: str) -> pd.DataFrame:
+    df = _table(tables, name)
+    if "tiny" in df and df.tiny.any():
+        raise Missing(TINY_REASON)
+    if df.empty:
+        raise Missing(f"table {name} is empty")
+    return df
+
+
+def vlm_overlap(tables) -> list[float]:
+    _vlm_table(tables, "vlm_knockout")  # carries the tiny flag of the same checkpoint
+    df = _table(tables, "vlm_overlap")
+    row = df[(df.kind == "ph") & (df.k == 10)]
+    if row.empty:
+        raise Missing("vlm_overlap has no PH row at k=10")
+    return [float(row.a_top_in_b.iloc[0])]
+
+
+def vlm_knockout_drop(tables, condition: str, lo: str | None = None) -> list[float]:
+    """Accuracy of `lo` (default: no knockout) minus accuracy with `condition` knocked out."""
+    acc = _vlm_table(tables, "vlm_knockout").set_index("condition").accuracy
+    if condition not in acc or (lo or "baseline") not in acc:
+        raise Missing(f"the knockout table lacks {condition!r} or {lo or 'baseline'!r}")
+    return [float(acc[lo or "baseline"] - acc[condition])]
+
+
+def vlm_lora(tables, column: str, how: str) -> list[float]:
+    """LoRA dynamics: last minus first evaluation (`change`), |change| / first (`relative`),
+    or the lowest value (`min`)."""
+    df = _vlm_table(tables, "vlm_lora").sort_values("step")
+    if len(df) < 2:
+        raise Missing("fewer than two LoRA evaluations")
+    first, last = float(df[column].iloc[0]), float(df[column].iloc[-1])
+    if how == "change":
+        return [last - first]
+    if how == "relative":
+        return [abs(last - first) / abs(first) if first else float("inf")]
+    return [float(df[column].min())]
+
+
 FINDINGS: tuple[Finding, ...] = (
     _data_effect("K", "IC", +1, "qualitative (App.)"),
     _data_effect("K", "IW", -1, "qualitative (App.)"),
@@ -321,6 +369,28 @@ FINDINGS: tuple[Finding, ...] = (
               "R² ≥ 0.91", "random-forest R², mean over run-grouped folds", "at_least",
               lambda t, c, s, family=family: regression_value(t, family, "r2"))
       for family in ("unimodal", "multimodal")),
+    Finding("vlm_ph_overlap", "fig7", "Qwen2.5-VL's top previous-token heads are its text "
+            "backbone's", "4 of the MLLM's top-5 PH heads in the LLM's top-10",
+            "MLLM top-5 PH heads among the LLM's top-10", "at_least",
+            lambda t, c, s: vlm_overlap(t)),
+    *(Finding(f"vlm_knockout_{cond}", "table3", f"knocking out Qwen2.5-VL's top-5 {label} "
+              "heads lowers Open-MI accuracy", f"0.74 → {paper}",
+              f"accuracy, no knockout minus {label} knocked out", "increase",
+              lambda t, c, s, cond=cond: vlm_knockout_drop(t, cond))
+      for cond, label, paper in (("ph", "PH", "0.65"), ("ih", "IH", "0.58"),
+                                 ("both", "PH + IH", "0.56"))),
+    Finding("vlm_knockout_vs_random", "table3", "the top heads matter more than random heads",
+            "(our control)", "accuracy, 5 random heads minus top-5 PH + IH knocked out",
+            "increase", lambda t, c, s: vlm_knockout_drop(t, "both", "random")),
+    Finding("vlm_lora_ih_rises", "fig8", "IndStrength rises during LoRA fine-tuning",
+            "rises (Fig. 8)", "mean IH score of the top-5 IH heads, last minus first eval",
+            "increase", lambda t, c, s: vlm_lora(t, "avg_ih_strength", "change")),
+    Finding("vlm_lora_ph_flat", "fig8", "PHStrength stays flat during LoRA fine-tuning",
+            "flat (Fig. 8)", "|change of the top-5 PH heads' mean score| / its first value",
+            "at_most", lambda t, c, s: vlm_lora(t, "avg_ph_strength", "relative")),
+    Finding("vlm_lora_cla", "fig8", "CLA stays at 1 during LoRA fine-tuning", "1 (Fig. 8)",
+            "lowest CLA over the evaluations", "at_least",
+            lambda t, c, s: vlm_lora(t, "eval_cla", "min")),
 )
 
 
@@ -387,6 +457,7 @@ def _verdict(test: str, mean: float, settings: Settings, finding: Finding,
         return ("pass" if mean < -m else "fail"), f"mean < -{m:g}"
     if test == "at_least":
         threshold = settings.r2_threshold if finding.id.endswith("_r2") \
+            else settings.vlm_min_overlap if finding.id == "vlm_ph_overlap" \
             else settings.suffice_threshold
         return ("pass" if mean >= threshold else "fail"), f"mean >= {threshold:g}"
     if test == "at_most":

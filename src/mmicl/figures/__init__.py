@@ -31,12 +31,19 @@ SOURCES = {name: "final" for name in FIGURES} | {
 # Which training stage's runs a figure reads (0: both, through the analysis steps).
 FIGURE_STAGE = ({name: 1 for name in STAGE1_FIGURES} | {name: 2 for name in STAGE2_FIGURES}
                 | {name: 0 for name in ANALYSIS_FIGURES})
+# Section 5 on a real MLLM (Qwen2.5-VL on VL-ICL Open-MI; workflow/rules/vlm.smk): not part of
+# FIGURES (no tier sweep, no runs); built when config `vlm` names the checkpoints and data, or on
+# tiny random models in the smoke tier. VLM_SOURCES: the Section-5 tables each one reads.
+VLM_FIGURES = ("fig7", "table3", "fig8")
+VLM_TABLES = ("table3",)
+VLM_SOURCES = {"fig7": ("heads_mllm", "heads_llm"), "table3": ("knockout",), "fig8": ("lora",)}
 
 
 # The tables the findings check reads (mmicl.analysis.findings.SOURCES; kept here so the
 # workflow plans jobs without importing matplotlib; a test keeps the two equal).
 FINDINGS_SOURCES = ("app_data_effects", "fig2a", "fig2b", "fig2c", "app_rope_standard", "table2",
-                    "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1")
+                    "fig4a", "fig4b", "fig5", "fig4d", "fig6", "table1",
+                    "fig7", "table3", "fig8")
 FINDINGS_SOURCES += ("app_omniglot", "app_miniimagenet")
 
 # The finding each figure tests (report captions; verdicts in results/findings.md).
@@ -72,6 +79,13 @@ CAPTIONS = {
               "beside the paper's, and the random-forest R^2 (paper >= 0.91).",
     "app_regression": "Random forest on the indicators: out-of-fold predictions against "
                       "measured ICL accuracy, and feature importances.",
+    "fig7": "Fig. 7 - previous-token and induction head scores of Qwen2.5-VL and its text "
+            "backbone: the top heads overlap (paper: 4 of the MLLM's top-5 PH in the LLM's "
+            "top-10).",
+    "table3": "Table 3 - knocking out the top-5 PH, IH or both heads of Qwen2.5-VL lowers "
+              "Open-MI 2-shot accuracy (paper: 0.74 to 0.65, 0.58, 0.56).",
+    "fig8": "Fig. 8 - LoRA fine-tuning of Qwen2.5-VL: IH strength rises with accuracy, PH "
+            "strength stays flat, CLA stays at 1.",
 }
 
 CAPTIONS |= {
@@ -85,6 +99,7 @@ CAPTIONS |= {
 
 
 def figure_module(name: str):
-    if name not in FIGURES:
-        raise ValueError(f"unknown figure {name!r}; expected one of: {', '.join(FIGURES)}")
+    if name not in FIGURES + VLM_FIGURES:
+        raise ValueError(f"unknown figure {name!r}; expected one of: "
+                         f"{', '.join(FIGURES + VLM_FIGURES)}")
     return importlib.import_module(f"mmicl.figures.{name}")
