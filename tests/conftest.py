@@ -15,3 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
 def gen():
     """A fresh, seeded torch generator for deterministic tests."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory):
+    """The whole smoke tier, built once per session from a repository copy (smoke_build.py)."""
+    from smoke_build import build
+
+    return build(tmp_path_factory.mktemp("smoke_build"))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 STAGE1_KEYS = ("params", "tokens_per_step", "flop_per_step", "step_ms", "steps_per_s", "data_ms",
@@ -119,3 +121,21 @@ def test_bad_authors_file_is_named(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--authors", str(bad)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and str(bad) in proc.stderr
+
+
+def test_rule_times_sums_the_benchmark_files_per_kind(tmp_path):
+    from benchmarks.rule_times import summarise, table
+
+    head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {"stage1/cohorts/a.tsv": (10.5, 9.0, 700), "stage1/cohorts/b.tsv": (4.5, 3.0, 800),
+             "worlds/w.tsv": (2.0, 1.5, "-")}
+    for name, (s, cpu, rss) in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(head + f"{s}\t0:00:{s}\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    rows = summarise(tmp_path)
+    assert rows["stage1"] == {"jobs": 2, "wall_s": 15.0, "cpu_s": 12.0, "max_rss_mb": 800.0}
+    assert rows["worlds"] == {"jobs": 1, "wall_s": 2.0, "cpu_s": 1.5, "max_rss_mb": 0.0}
+    assert "| total | 3, 17, 14 |" in table([str(tmp_path)])
+    with pytest.raises(SystemExit, match="no such folder"):
+        summarise(tmp_path / "missing")

@@ -1,11 +1,11 @@
 """Reruns follow the code: from a built state, editing a figure's module rebuilds that figure,
 editing the training code stops with the list of stale runs (or retrains / keeps them, as
 asked), editing the README reruns nothing, and a new sweep point trains only its new runs.
-Runs a copy of the repository, so the edits never touch the checkout."""
+Runs on the session's smoke build (a copy of the repository and of the built folder), so the
+edits never touch the checkout."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,46 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from mmicl import plan
+
 TARGETS = ("fig2a", "fig4a")
 
 
-def _copy_repo(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
-    for name in ("src", "workflow", "envs", "slurm"):
-        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
-    for name in ("Snakefile", "config.yaml", "README.md", "pyproject.toml"):
-        shutil.copy(ROOT / name, dest / name)
-    return dest
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A repository copy and a working directory with fig2a and fig4a of the smoke tier built."""
-    base = tmp_path_factory.mktemp("reruns")
-    repo, work = _copy_repo(base / "repo"), base / "work"
-    work.mkdir()
-    run = _runner(repo, work)
-    run(*TARGETS, "--cores", "2")
-    return repo, work, run
-
-
-def _runner(repo: Path, work: Path):
-    def run(*args, check=True, configfile=None, config=()):
-        """snakemake <args> on the copy; --config (which takes every following word) last."""
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
-               "--directory", str(work), *args]
-        if configfile:
-            cmd += ["--configfile", str(configfile)]
-        cmd += ["--config", "tier=smoke", *config]
-        # src/ of the copy first, as the Snakefile and its jobs do
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo / "src")}
-        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True,
-                              timeout=900, env=env, stdin=subprocess.DEVNULL)
-        if check and proc.returncode != 0:
-            raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
-        return proc
-    return run
+def built(smoke_build, tmp_path_factory):
+    """The session's smoke build (whole tier, repository copy), its folder copied: these tests
+    edit the copy's code and config and train new runs, which other modules must not see."""
+    work = smoke_build.clone(tmp_path_factory.mktemp("reruns") / "work")
+    return work.repo, work.work, work.run
 
 
 def _planned(proc) -> dict[str, int]:
@@ -93,8 +64,8 @@ def test_nothing_to_do_and_the_readme_reruns_nothing(built):
 def test_editing_a_figure_module_plans_exactly_that_figure(built):
     repo, work, run = built
     with edited(repo / "src/mmicl/figures/fig2a.py", "\n# restyled\n"):
-        plan = _planned(run(*TARGETS, "-n", "--quiet", "rules"))
-        assert plan == {"figure_fig2a": 1, "fig2a": 1}, plan
+        planned = _planned(run(*TARGETS, "-n", "--quiet", "rules"))
+        assert planned == {"figure_fig2a": 1, "fig2a": 1}, planned
         stale = subprocess.run([sys.executable, "-m", "mmicl.cli", "stale", "--config",
                                 str(repo / "config.yaml"), "--tier", "smoke"], cwd=work,
                                capture_output=True, text=True, check=True,
@@ -115,10 +86,12 @@ def test_editing_the_training_code_stops_with_the_stale_runs_or_retrains_them(bu
         assert "--config on_code_change=retrain" in text and "on_code_change=keep" in text
         retrain = _planned(run(*TARGETS, "-n", "--quiet", "rules",
                                config=["on_code_change=retrain"]))
-        built_jobs = {p.stem for p in (work / "results/smoke/logs").glob("stage*/cohorts/*.log")}
-        assert {r for r in retrain if r.startswith("train_stage")} == \
-            {f"train_stage{p.parent.parent.name[-1]}_{p.stem}" for p in
-             (work / "results/smoke/logs").glob("stage*/cohorts/*.log")}, (retrain, built_jobs)
+        tier = plan.tier_config({**yaml.safe_load((repo / "config.yaml").read_text()),
+                                 "tier": "smoke"})
+        needed = {s.key for name in TARGETS for s in plan.needed_runs(tier, name)}
+        jobs = {f"train_stage{c.stage}_{c.name}" for c in plan.plan_cohorts(tier)
+                if needed.intersection(m.key for m in c.members)}
+        assert {r for r in retrain if r.startswith("train_stage")} == jobs, retrain
         assert retrain["figure_fig2a"] == retrain["figure_fig4a"] == 1  # and downstream
         keep = _planned(run(*TARGETS, "-n", "--quiet", "rules", config=["on_code_change=keep"]))
         assert keep == {}
@@ -141,9 +114,9 @@ def test_a_new_sweep_point_trains_only_its_new_runs(built, tmp_path):
             missing |= set(re.findall(r"results/smoke/stage1/([^/\s,]+)/seed=\d+/", line))
     assert missing == {"pe=rope_K=256_B=4_eps=0.1_alpha=0_layers=2_heads=1",
                        "pe=rope_K=256_B=4_eps=0.1_alpha=0_layers=3_heads=1"}, missing
-    plan = _planned(run(*TARGETS, "-n", "--quiet", "rules", configfile=tmp_path / "more.yaml"))
-    assert "figure_fig4a" not in plan and plan["figure_fig2a"] == 1
-    assert not any(rule.startswith("train_stage2") for rule in plan)
+    planned = _planned(run(*TARGETS, "-n", "--quiet", "rules", configfile=tmp_path / "more.yaml"))
+    assert "figure_fig4a" not in planned and planned["figure_fig2a"] == 1
+    assert not any(rule.startswith("train_stage2") for rule in planned)
     log_dir = work / "results/smoke/logs/stage1/cohorts"
     before = {p: p.stat().st_mtime_ns for p in log_dir.glob("*.log")}
     run(*TARGETS, "--cores", "2", configfile=tmp_path / "more.yaml")

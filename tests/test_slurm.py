@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -135,7 +136,7 @@ def test_ci_profile_is_the_user_profile_plus_ci_keys():
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_smoke_tier_end_to_end_on_slurm(cluster, tmp_path):
+def test_smoke_tier_end_to_end_on_slurm(cluster, smoke_build, tmp_path):
     """Three figures of the smoke tier through the Slurm executor, one per kind of job chain:
     Stage-1 cohorts (fig2a), Stage-2 runs with their parents and interventions (table2) and the
     indicator analysis (fig6). Every job that is not local went through Slurm (one kept Slurm log
@@ -178,6 +179,14 @@ def test_smoke_tier_end_to_end_on_slurm(cluster, tmp_path):
         text = path.read_text()
         assert "rule train_stage1_" in text and "Finished jobid" in text, path
     assert list(slurm_logs.glob("rule_train_stage2_*/**/*.log"))
+    # the same numbers as the session's local build of the tier (smoke_build): a build from
+    # scratch is reproducible, whichever executor ran it (Stage 1, Stage 2 with interventions,
+    # indicators)
+    for name in SLURM_TARGETS:
+        table = Path("results", "smoke", "tables", f"{name}.parquet")
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / table),
+                                      pd.read_parquet(smoke_build.work / table),
+                                      check_exact=False, rtol=1e-6, obj=name)
 
 
 # ---------------------------------------------------------------------------------------------

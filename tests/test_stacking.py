@@ -242,8 +242,19 @@ def test_train_command_checks_its_members(tmp_path):
     members = tmp_path / "members.json"
     members.write_text(json.dumps([entry]))
     main(["train", "--members", f"@{members}", "--no-progress"])
-    written = io.read_json(tmp_path / entry["out_dir"] / "config.json")
+    run_dir = tmp_path / entry["out_dir"]
+    written = io.read_json(run_dir / "config.json")
     assert written["spec"]["run"] == entry["spec"]["run"]
+    assert not (run_dir / "indicators.parquet").exists()
+    # --indicators (the workflow's training job): the member is up to date, so it is kept, and
+    # its indicators are those the stand-alone indicator command computes from its snapshots
+    before = (run_dir / "model.pt").read_bytes()
+    main(["train", "--members", f"@{members}", "--no-progress", "--indicators"])
+    assert (run_dir / "model.pt").read_bytes() == before
+    main(["indicators", "--run-dir", str(run_dir), "--out", str(tmp_path / "alone.parquet")])
+    together = io.read_parquet(run_dir / "indicators.parquet")
+    pd.testing.assert_frame_equal(together, io.read_parquet(tmp_path / "alone.parquet"))
+    assert together.iteration.nunique() > 1 and (together.family == "unimodal").all()
 
 
 @pytest.mark.parametrize("threshold", [0.04, 0.02])  # members stop at 10/60/40, 10/20/10

@@ -39,21 +39,21 @@ def resolved_tier(tier):
     return plan.tier_config(cfg)
 
 
-def trained_models(dry_run_stdout: str) -> set[str]:
-    """The model.pt outputs of the training jobs of a `snakemake -n` plan."""
+def trained_models(dry_run_stdout: str, name: str = "model.pt") -> set[str]:
+    """The model.pt (or other `name`) outputs of the training jobs of a `snakemake -n` plan."""
     models, rule = set(), None
     for line in dry_run_stdout.splitlines():
         if line.startswith(("rule ", "localrule ")):
             rule = line.split()[1].rstrip(":")
         elif line.strip().startswith("output:") and rule and rule.startswith("train_stage"):
-            models |= set(re.findall(r"results/[^,\s]+/model\.pt", line))
+            models |= set(re.findall(rf"results/[^,\s]+/{re.escape(name)}", line))
     return models
 
 
 def job_counts(dry_run_stdout: str) -> dict[str, int]:
     """Jobs per rule of `snakemake -n --quiet rules`; the per-cohort rules
-    (train_stage1_rope_L2_H1_1a2b3c4d, indicators_stage2_...) and encoder pretraining rules
-    are counted under their family name (train_stage1, indicators_stage2, pretrain_encoder)."""
+    (train_stage1_rope_L2_H1_1a2b3c4d, ...) and encoder pretraining rules are counted under
+    their family name (train_stage1, pretrain_encoder)."""
     per_rule = {}  # (the table may be printed more than once)
     for line in dry_run_stdout.splitlines():
         parts = line.split()
@@ -73,7 +73,8 @@ def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
     cohorts = plan.plan_cohorts(tier)
     for stage in (1, 2):
         n = sum(c.stage == stage for c in cohorts)
-        assert counts[f"train_stage{stage}"] == n == counts[f"indicators_stage{stage}"]
+        assert counts[f"train_stage{stage}"] == n
+        assert f"indicators_stage{stage}" not in counts  # indicators come with the training job
     # every figure, less those whose data this machine lacks (Mini-ImageNet; one line each)
     built = [name for name in FIGURES if name in tier["figures"]]
     assert set(FIGURES) - set(built) <= {"app_miniimagenet"}
@@ -81,9 +82,11 @@ def test_dry_run_lists_every_figure_and_trains_each_run_once(tmp_path):
     full = snakemake("-n", workdir=tmp_path).stdout
     for name in built:
         assert f"results/laptop/figures/{name}.pdf" in full
-    # each run's model is the output of exactly one training job
+    # each run's model and indicators are outputs of exactly one training job
     models = trained_models(full)
     assert models == {paths.run_file("results", s, "model.pt") for s in plan.all_runs(tier)}
+    assert trained_models(full, paths.INDICATORS_FILE) == \
+        {paths.run_file("results", s, paths.INDICATORS_FILE) for s in plan.all_runs(tier)}
 
 
 @pytest.mark.parametrize("figure", ["table2", "fig2c", "fig5"])
@@ -216,12 +219,13 @@ def test_tier_chosen_on_the_command_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_tier_builds_every_figure(tmp_path):
-    # (the Section-5 chain on tiny models, when the vlm extra is installed: ~2 CPU-minutes more)
-    snakemake("--cores", "2", "--config", "tier=smoke", workdir=tmp_path,
-              timeout=900 + (0 if missing_extra() else 300))
+def test_smoke_tier_builds_every_figure(smoke_build):
+    """The whole smoke tier, built once per session (smoke_build.py): every figure, table,
+    finding and the report; then targeted rebuilds, a second tier beside it, and cohort jobs
+    that rerun keep their up-to-date members and retrain the others to the same weights."""
+    work, run = smoke_build.work, smoke_build.run
     tier = resolved_tier("smoke")
-    results = tmp_path / "results"
+    results = work / "results"
     for name in tier["figures"]:  # every figure whose data is here (not Mini-ImageNet)
         for ext in ("pdf", "png"):
             path = results / "smoke" / "figures" / f"{name}.{ext}"
@@ -240,7 +244,7 @@ def test_smoke_tier_builds_every_figure(tmp_path):
         assert "tiny random model" in (results / "smoke" / "figures" / "table3.md").read_text()
     assert "| full model |" in (results / "smoke" / "figures" / "table2.md").read_text()
     assert "PHStrength^(1)_1" in (results / "smoke" / "figures" / "table1.md").read_text()
-    # the indicator step ran once per run, from the run's snapshots
+    # the indicator step ran once per run (in its training job), from the run's snapshots
     assert len(list((results / "smoke" / "stage1").glob("*/seed=*/indicators.parquet"))) == \
         len(models)
     assert len(list((results / "smoke" / "stage2").glob("*/*/seed=*/indicators.parquet"))) == \
@@ -253,8 +257,8 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     assert "Findings check, tier `smoke`" in (results / "smoke" / "findings.md").read_text()
     # the HTML report: every figure and the findings table
     report = paths.report("results", "smoke")
-    snakemake("--config", "tier=smoke", "--report", report, workdir=tmp_path)
-    html = (tmp_path / report).read_text()
+    run("--report", report)
+    html = (work / report).read_text()
     assert "fig6.png" in html and "findings.md" in html
     # every job left its log and benchmark: one per cohort of runs
     cohorts = plan.plan_cohorts(tier)
@@ -267,73 +271,73 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     assert table["accuracy"].between(0, 1).all()
     assert {"pe", "K", "B", "eps", "seed", "run"} <= set(table.columns)
     # nothing left to do, and rebuilding one figure by path does not retrain anything
-    assert "Nothing to be done" in snakemake("-n", "--config", "tier=smoke", workdir=tmp_path).stdout
+    assert "Nothing to be done" in run("-n").stdout
     (results / "smoke" / "figures" / "fig2c.pdf").unlink()
-    rebuilt = snakemake("-n", "fig2c", "--config", "tier=smoke", workdir=tmp_path).stdout
+    rebuilt = run("-n", "fig2c").stdout
     assert "train_stage1" not in rebuilt and "figure_fig2c" in rebuilt
-    snakemake("--cores", "1", "fig2c", "--config", "tier=smoke", workdir=tmp_path)
+    run("--cores", "1", "fig2c")
 
     # another tier beside it: its own runs, figures and findings; smoke's are untouched
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (results / "smoke").rglob("*")
               if p.is_file() and p.suffix in (".pdf", ".png", ".parquet", ".md", ".pt")}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["tiers"]["smoke_b"] = {**cfg["tiers"]["smoke"], "seeds": [1]}
-    (tmp_path / "two.yaml").write_text(yaml.safe_dump(cfg))
-    snakemake("--cores", "2", "fig2d", "--config", "tier=smoke_b", workdir=tmp_path,
-              configfile=tmp_path / "two.yaml")
+    (work / "two.yaml").write_text(yaml.safe_dump(cfg))
+    run("--cores", "2", "fig2d", tier="smoke_b", configfile=work / "two.yaml")
     other = results / "smoke_b" / "figures" / "fig2d.png"
     assert other.exists() and other.read_bytes() != (results / "smoke" / "figures" /
                                                      "fig2d.png").read_bytes()
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in before}
     assert after == before
 
-    # determinism: a second build from scratch gives identical tables (Stage 1, Stage 2,
-    # interventions and indicators through training)
-    again = tmp_path / "again"
-    again.mkdir()
-    names = ("fig2a", "table2", "fig6")
+    # determinism, and a cohort job that runs again keeps its up-to-date members. (1) One
+    # Stage-1 member (fig2a) and one Stage-2 member (table2: training, indicators and
+    # interventions) lose a file another job needs: each cohort reruns and retrains that member
+    # alone, to the same weights, indicators and tables.
+    names = ("fig2a", "table2")
     targets = [f"results/smoke/tables/{name}.parquet" for name in names]
-    snakemake("--cores", "2", *targets, "--config", "tier=smoke", workdir=again, timeout=900)
+    chosen = []
     for name in names:
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(results / "smoke" / "tables" / f"{name}.parquet"),
-            pd.read_parquet(again / "results" / "smoke" / "tables" / f"{name}.parquet"),
-            check_exact=True, obj=name)
-
-    # a cohort job that runs again keeps its up-to-date members. (1) One member lost a file
-    # another job needs: its cohort reruns and retrains that member alone, to the same weights.
-    fig2a_runs = {s.key for s in plan.figure_runs(tier, "fig2a")}
-    cohort = next(c for c in plan.plan_cohorts(tier)
-                  if len(c.members) >= 2 and fig2a_runs.issuperset(m.key for m in c.members))
-    dirs = [again / paths.run_dir("results", m) for m in cohort.members]
+        runs_of = {s.key for s in plan.figure_runs(tier, name)}
+        chosen.append(next(c for c in cohorts
+                           if len(c.members) >= 2 and runs_of.issuperset(m.key for m in c.members)))
+    dirs = [work / paths.run_dir("results", m) for c in chosen for m in c.members]
     kept = {d: io.load_torch(d / "model.pt") for d in dirs}
+    indicators = {d: pd.read_parquet(d / paths.INDICATORS_FILE) for d in dirs}
 
     def unchanged(d):
         now = io.load_torch(d / "model.pt")
         return now.keys() == kept[d].keys() and all(now[k].equal(v) for k, v in kept[d].items())
 
-    (dirs[1] / "final.parquet").unlink()
-    table = again / "results" / "smoke" / "tables" / "fig2a.parquet"
-    reference = pd.read_parquet(table)
-    table.unlink()
-    snakemake("--cores", "2", targets[0], "--config", "tier=smoke", workdir=again, timeout=900)
-    log = (again / paths.log("results", "smoke", "stage1", "cohorts", cohort.name)).read_text()
-    assert f"cohort of {len(dirs)}: 1 trained, {len(dirs) - 1} already up to date" in log, log
+    references = {t: pd.read_parquet(work / t) for t in targets}
+    for c in chosen:
+        (work / paths.run_dir("results", c.members[1]) / "final.parquet").unlink()
+    run("--cores", "2", *targets)
+    for c in chosen:
+        log = (work / paths.log("results", "smoke", f"stage{c.stage}", "cohorts", c.name))
+        text = log.read_text()
+        assert f"cohort of {len(c.members)}: 1 trained, {len(c.members) - 1} already up to date" \
+            in text, text
     assert all(unchanged(d) for d in dirs)
-    pd.testing.assert_frame_equal(pd.read_parquet(table), reference, check_exact=True)
+    for d in dirs:
+        pd.testing.assert_frame_equal(pd.read_parquet(d / paths.INDICATORS_FILE), indicators[d],
+                                      check_exact=True, obj=str(d))
+    for t in targets:
+        pd.testing.assert_frame_equal(pd.read_parquet(work / t), references[t], check_exact=True,
+                                      obj=t)
     # (2) Other cohorts (size 1 instead of 4): the cohort jobs fig2a needs whose command changed
     # run again, and train only the members never trained before.
+    fig2a_runs = {s.key for s in plan.figure_runs(tier, "fig2a")}
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["tiers"]["smoke"]["cohorts"] = {"size": 1}
-    (again / "config2.yaml").write_text(yaml.safe_dump(cfg))
+    (work / "config2.yaml").write_text(yaml.safe_dump(cfg))
     trained = {m.key for m in plan.all_runs(tier)
-               if (again / paths.run_file("results", m, "model.pt")).exists()}
+               if (work / paths.run_file("results", m, "model.pt")).exists()}
     resized = [c for c in plan.plan_cohorts(plan.tier_config({**cfg, "tier": "smoke"}))
                if fig2a_runs.intersection(m.key for m in c.members)]
-    log_dir = again / "results" / "smoke" / "logs" / "stage1" / "cohorts"
+    log_dir = results / "smoke" / "logs" / "stage1" / "cohorts"
     shutil.rmtree(log_dir)
-    snakemake("--cores", "2", targets[0], "--config", "tier=smoke", workdir=again, timeout=900,
-              configfile=again / "config2.yaml")
+    run("--cores", "2", targets[0], configfile=work / "config2.yaml")
     reused = 0
     for c in resized:  # (Snakemake may find some resized cohorts' outputs current: no job, no log)
         log = log_dir / f"{c.name}.log"
@@ -349,7 +353,8 @@ def test_smoke_tier_builds_every_figure(tmp_path):
     def rows(df):  # the same rows (their order follows the cohorts that wrote them)
         return df.sort_values(["run", "seed", "iteration", "split"]).reset_index(drop=True)
 
-    pd.testing.assert_frame_equal(rows(pd.read_parquet(table)), rows(reference), check_exact=True)
+    pd.testing.assert_frame_equal(rows(pd.read_parquet(work / targets[0])),
+                                  rows(references[targets[0]]), check_exact=True)
 
 
 def test_every_stage2_run_reuses_the_stage1_checkpoint_of_its_seed():

@@ -56,6 +56,12 @@ def cmd_train(args) -> None:
                         or os.environ.get("MMICL_ON_CODE_CHANGE") == "keep")
     print(f"cohort of {len(members)}: {len(done['trained'])} trained, {len(done['reused'])} "
           f"already up to date", file=sys.stderr)
+    if args.indicators:  # in the process that has the code loaded: no second job per cohort
+        from mmicl import paths
+
+        _write_indicators([m.out_dir for m in members],
+                          [str(Path(m.out_dir) / paths.INDICATORS_FILE) for m in members])
+        print(f"indicators of {len(members)} run(s) written", file=sys.stderr)
 
 
 def cmd_pretrain_encoder(args) -> None:
@@ -77,34 +83,24 @@ def cmd_render_glyphs(args) -> None:
           f"({report.seconds:.1f} s)", file=sys.stderr)
 
 
-def cmd_indicators(args) -> None:
-    from mmicl.analysis.indicators import snapshot_indicators
-    from mmicl.analysis.runs import load_run
+def _write_indicators(run_dirs, outs) -> None:
+    from mmicl.analysis.indicators import run_indicators
     from mmicl.io import write_parquet
-    from mmicl.train.outputs import Snapshots
 
-    _threads(args.threads)
-    if len(args.run_dir) != len(args.out):
-        raise SystemExit(f"--run-dir lists {len(args.run_dir)} runs but --out {len(args.out)} "
+    if len(run_dirs) != len(outs):
+        raise SystemExit(f"--run-dir lists {len(run_dirs)} runs but --out {len(outs)} "
                          f"files; give one output per run")
-    for run_dir, out in zip(args.run_dir, args.out):
-        run = load_run(run_dir, weights="")
-        split = run.spec.eval.indicator_split
-        if split not in run.test_sets:
-            raise SystemExit(f"{run_dir}: indicator split {split!r} is not a test set; have "
-                             f"{sorted(run.test_sets)}")
-        curve = run.curve()
-        evals = curve[curve.split != "train"]
-        accuracy = {int(it): dict(zip(g.split, g.accuracy)) for it, g in evals.groupby("iteration")}
-        path = Path(run_dir) / "snapshots.pt"
-        snapshots = Snapshots.load(path)
-        states = ((it, snapshots.state(it)) for it in snapshots.iterations)
+    for run_dir, out in zip(run_dirs, outs):
         try:
-            table = snapshot_indicators(run.adapter, states, run.test_sets[split], accuracy, split)
-        except RuntimeError as exc:  # load_state_dict: the snapshots belong to another model
-            raise SystemExit(f"{path}: snapshot does not fit the run's model ({exc})") from None
-        table.insert(0, "family", run.family)
+            table = run_indicators(run_dir)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
         write_parquet(table, out)
+
+
+def cmd_indicators(args) -> None:
+    _threads(args.threads)
+    _write_indicators(args.run_dir, args.out)
 
 
 def cmd_analyze_stage2(args) -> None:
@@ -273,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep members trained by other training code (on_code_change=keep)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--indicators", action="store_true",
+                   help="then write every member's indicators.parquet (from its snapshots)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pretrain-encoder", help="pretrain one M2 encoder (docs/images.md)")

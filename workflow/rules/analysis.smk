@@ -1,40 +1,10 @@
-# Per-run analyses (circuit indicators from weight snapshots; Stage-2 interventions and
-# alignment), the tables of every run's indicators per family, and the regression (Table 1).
+# Per-run analyses (Stage-2 interventions and alignment; each run's circuit indicators are
+# written by its training job, train.smk), the tables of every run's indicators per family, and
+# the regression (Table 1).
 
 
 localrules:
     collect_indicators,
-
-
-# One indicator job per training cohort (same members): one process start for the cohort.
-for cohort in COHORTS:
-
-    rule:
-        name:
-            f"indicators_stage{cohort.stage}_{cohort.name}"
-        input:
-            snapshots=[run_file(m, "snapshots.pt") for m in cohort.members],
-            rest=[run_file(m, name) for m in cohort.members
-                  for name in ("testsets.pt", "curve.parquet", "config.json")],
-        output:
-            [run_file(m, paths.INDICATORS_FILE) for m in cohort.members],
-        params:
-            run_dirs=lambda wc, input: " ".join(
-                shlex.quote(os.path.dirname(f)) for f in input.snapshots
-            ),
-            code=code_param("indicators"),
-        log:
-            paths.log(RESULTS, TIER_NAME, "indicators", f"stage{cohort.stage}", cohort.name),
-        benchmark:
-            paths.benchmark(RESULTS, TIER_NAME, "indicators", f"stage{cohort.stage}", cohort.name)
-        threads: THREADS
-        resources:
-            **job_resources("analysis"),
-        conda:
-            "../../envs/mmicl.yaml"
-        shell:
-            "python -m mmicl.cli indicators --run-dir {params.run_dirs} --out {output} --threads {threads} "
-            "2> {log}"
 
 
 STAGE2_DIR = paths.stage2_dir_pattern(RESULTS, TIER_NAME)

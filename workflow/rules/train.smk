@@ -62,15 +62,19 @@ for cohort in COHORTS:
             [path for m in cohort.members for path in run_inputs(m).values()],
         output:
             # update(): Snakemake keeps the files, so members already up to date are not retrained
-            [update(run_file(m, name)) for m in cohort.members for name in paths.RUN_FILES],
+            [update(run_file(m, name)) for m in cohort.members for name in paths.RUN_FILES]
+            # and each member's circuit indicators, from its snapshots, in the same process
+            + [update(run_file(m, paths.INDICATORS_FILE)) for m in cohort.members],
         params:
             command=(
                 f"python -m mmicl.cli train --members {quoted_json(cohort_entries(cohort))} "
                 f"--backend {COHORT_BACKEND} --checkpoint "
                 + shlex.quote(paths.cohort_checkpoint(RESULTS, TIER_NAME, cohort.stage, cohort.name))
                 + ("" if TIER["cohorts"]["reuse"] else " --no-reuse")
+                + " --indicators"
             ),
             code=training_code(cohort),
+            indicators=code_param("indicators"),
         log:
             paths.log(RESULTS, TIER_NAME, f"stage{cohort.stage}", "cohorts", cohort.name),
         benchmark:

@@ -225,3 +225,32 @@ def snapshot_indicators(adapter, states, batch, accuracy: dict[int, dict[str, fl
     if not frames:
         raise ValueError("no snapshots to compute indicators on")
     return pd.concat(frames, ignore_index=True)
+
+
+def run_indicators(run_dir, chunk: int = 500) -> pd.DataFrame:
+    """Indicators of every weight snapshot of the trained run in `run_dir` (its snapshots.pt),
+    on the run's indicator split, beside the accuracies its curve logged at those iterations;
+    a `family` column says unimodal (Stage 1) or multimodal (Stage 2)."""
+    from pathlib import Path
+
+    from mmicl.analysis.runs import load_run
+    from mmicl.train.outputs import Snapshots
+
+    run = load_run(run_dir, weights="")
+    split = run.spec.eval.indicator_split
+    if split not in run.test_sets:
+        raise ValueError(f"{run_dir}: indicator split {split!r} is not a test set; have "
+                         f"{sorted(run.test_sets)}")
+    curve = run.curve()
+    evals = curve[curve.split != "train"]
+    accuracy = {int(it): dict(zip(g.split, g.accuracy)) for it, g in evals.groupby("iteration")}
+    path = Path(run_dir) / "snapshots.pt"
+    snapshots = Snapshots.load(path)
+    states = ((it, snapshots.state(it)) for it in snapshots.iterations)
+    try:
+        table = snapshot_indicators(run.adapter, states, run.test_sets[split], accuracy, split,
+                                    chunk)
+    except RuntimeError as exc:  # load_state_dict: the snapshots belong to another model
+        raise ValueError(f"{path}: snapshot does not fit the run's model ({exc})") from None
+    table.insert(0, "family", run.family)
+    return table

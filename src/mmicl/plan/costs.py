@@ -87,7 +87,7 @@ def tier_cost(tier: Mapping) -> dict:
     stage2 = sum(s.stage == 2 for s in runs)
     worlds = len({resolve(s).world for s in runs} | {resolve(s).world.m1 for s in runs})
     figures = len(tier.get("figures", {}))
-    jobs = 2 * len(cohorts) + stage2 + worlds + figures + len(tier.get("figures", {})) + 4
+    jobs = len(cohorts) + stage2 + worlds + figures + len(tier.get("figures", {})) + 4
     cpu_s = sum(c.cpu_s for c in costs) + jobs * PROCESS_START_S
     size = tier["cohorts"]["size"]
     gpu_s = sum(c.gpu_s for c in costs) / max(1, min(size, 16)) * 2  # stacked, 2x for the work

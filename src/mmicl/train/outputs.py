@@ -125,5 +125,5 @@ def touch_outputs(out_dir: Path) -> None:
 def remove_outputs(out_dir: Path) -> None:
     """A run about to be (re)trained: old outputs go first, so a failure leaves none behind
     that could pass for the new run (its resume.pt, if any, is kept and resumed from)."""
-    for name in paths.RUN_FILES:
+    for name in (*paths.RUN_FILES, paths.INDICATORS_FILE):
         (out_dir / name).unlink(missing_ok=True)
