@@ -142,9 +142,10 @@ def stage1_setup(pe: str, D: int, seed: int = 0):
 
 
 def stage2_setup(seed: int = 0):
-    world = make_multimodal_world(seed, K, L, 63, K2, L2, D2)
+    """The default Stage-2 model: the authors' RoPE decoder (D = 64), frozen, and a projector."""
+    world = make_multimodal_world(seed, K, L, 64, K2, L2, D2)
     spec = MultimodalSpec(N=N)
-    cfg = MultimodalConfig(decoder=DecoderConfig(content_dim=63, n_labels=L, pe="ape"),
+    cfg = MultimodalConfig(decoder=DecoderConfig(content_dim=64, n_labels=L, pe="rope"),
                            m2_dim=D2, projector="small")
     return world, spec, cfg
 
