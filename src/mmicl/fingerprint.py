@@ -39,10 +39,15 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+# command-line plumbing inside a group's folder: its help texts shape no output
+NOT_CODE = ("vlm/commands.py",)
+
+
 def _files(entry: str) -> list[Path]:
     path = ROOT / entry
     if path.is_dir():
-        return sorted(path.rglob("*.py"))
+        return sorted(p for p in path.rglob("*.py")
+                      if p.relative_to(ROOT).as_posix() not in NOT_CODE)
     return [path] if path.exists() else []
 
 
