@@ -292,8 +292,9 @@ def test_smoke_tier_builds_every_figure(smoke_build):
 
     # determinism, and a cohort job that runs again keeps its up-to-date members. (1) One
     # Stage-1 member (fig2a) and one Stage-2 member (table2: training, indicators and
-    # interventions) lose a file another job needs: each cohort reruns and retrains that member
-    # alone, to the same weights, indicators and tables.
+    # interventions) lose the files the figure's table reads, and the tables go: each cohort
+    # reruns and retrains that member alone, to the same weights, indicators and tables.
+    # (Snakemake does not rebuild a missing intermediate file while what it feeds is current.)
     names = ("fig2a", "table2")
     targets = [f"results/smoke/tables/{name}.parquet" for name in names]
     chosen = []
@@ -311,7 +312,11 @@ def test_smoke_tier_builds_every_figure(smoke_build):
 
     references = {t: pd.read_parquet(work / t) for t in targets}
     for c in chosen:
-        (work / paths.run_dir("results", c.members[1]) / "final.parquet").unlink()
+        lost = work / paths.run_dir("results", c.members[1])
+        for name in ("model.pt", "final.parquet", *(paths.ANALYSIS_FILES if c.stage == 2 else ())):
+            (lost / name).unlink()
+    for t in targets:
+        (work / t).unlink()
     run("--cores", "2", *targets)
     for c in chosen:
         log = (work / paths.log("results", "smoke", f"stage{c.stage}", "cohorts", c.name))
