@@ -4,7 +4,14 @@ margins, n/a when the tier lacks data, and the Markdown table."""
 import pandas as pd
 import pytest
 
-from mmicl.analysis.findings import FINDINGS, Settings, contrast, evaluate_findings, markdown
+from mmicl.analysis import finding_notes
+from mmicl.analysis.findings import (
+    FINDINGS,
+    Settings,
+    contrast,
+    evaluate_findings,
+    markdown,
+)
 
 DEFAULTS = {"K": 512, "B": 4, "eps": 0.1, "alpha": 0.0}
 SWEEP = {"grid": [{"K": [128, 512, 2048]}, {"B": [1, 4]}], "fixed": {"K": 512}}
@@ -50,6 +57,18 @@ def test_verdicts_margins_and_missing_data():
     strict = evaluate_findings({"app_data_effects": data_effects_table()}, CONTEXT,
                                Settings(margin=0.2), "test").set_index("id")
     assert strict.loc["stage1_B_IC"].verdict == "fail"
+    # a failing finding gets its measured reason, or says it has none; passing ones get none
+    notes = {"stage1_B_IC": finding_notes.Explanation("test tier", "Too few heads.",
+                                                      "`tier=more`.")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finding_notes, "EXPLAINED", notes)
+        text = markdown(strict.reset_index())
+        assert ("- **ICL rises with B (Chan et al. effects reproduced in the modern decoder)** "
+                "(stage1_B_IC; measured on the test tier): Too few heads. *Where it holds:* "
+                "`tier=more`.") in text
+        mp.setattr(finding_notes, "EXPLAINED", {})
+        assert "(stage1_B_IC): no measured explanation yet." in markdown(strict.reset_index())
+        assert "Failing findings" not in markdown(out.reset_index())
     # the eps grid is not configured, the other figures are absent
     assert out.loc["stage1_eps_IC"].verdict == "n/a"
     assert "no grid over eps" in out.loc["stage1_eps_IC"].note

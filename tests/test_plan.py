@@ -63,6 +63,19 @@ def test_bad_config_names_the_key(edit, message):
         _load(cfg)
 
 
+def test_a_tier_can_build_only_some_figures():
+    cfg = base_config()
+    cfg["tiers"]["few"] = {"figures_only": ["table2", "fig5"], "stage1": {"n_layers": 4}}
+    t = _load({**cfg, "tier": "few"})
+    assert set(t["figures"]) == {"fig5", "table2"}
+    assert {s.params1["n_layers"] for s in plan.all_runs(t)} >= {4}
+    assert "figures_only" not in t
+    cfg["tiers"]["few"]["figures_only"] = ["table2", "fig99"]
+    with pytest.raises(plan.ConfigError, match=r"tiers\.few\.figures_only: unknown figure\(s\) "
+                                               r"fig99; the tier's figures are: fig2a"):
+        _load({**cfg, "tier": "few"})
+
+
 def test_run_ids_are_readable_and_ignore_irrelevant_settings():
     t = tier("laptop")
     spec = stage1(t, K=1024, eps=0.4, p_bursty=0.5, pe="rope", rope_impl="standard",

@@ -32,7 +32,8 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "tables": ("analysis/tables.py",),
     "glyphs": ("data/images/glyphs.py",),  # the rendered glyph set (docs/images.md)
     "regression": ("analysis/regression.py",),
-    "findings": ("analysis/findings.py", "analysis/finding_stats.py", "figures/common.py"),
+    "findings": ("analysis/findings.py", "analysis/finding_stats.py", "analysis/finding_notes.py",
+                 "figures/common.py"),
     "figure_common": ("figures/common.py",),
     # Section 5 on a real MLLM (head scores, knockout, LoRA; workflow/rules/vlm.smk)
     "vlm": ("vlm",),

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from mmicl.analysis import finding_notes
 from mmicl.analysis.finding_stats import (  # noqa: F401 (TINY_REASON: the findings' n/a text)
     TINY_REASON,
     Finding,
@@ -241,7 +242,7 @@ def markdown(findings: pd.DataFrame) -> str:
         verdict = r.verdict if not r.note else f"{r.verdict}: {r.note}"
         lines.append(f"| {r.statement} | {r.paper} | {r.statistic} | {ours} | {r.test} "
                      f"| **{verdict}** |")
-    return head + "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n" + finding_notes.section(findings)
 
 
 # the tables the findings read (figure names, plus "regression" through table1)

@@ -93,6 +93,14 @@ def tier_config(config: Mapping) -> dict:
     if tier not in tiers:
         raise ConfigError(f"tier={tier!r} is not defined; expected one of: {', '.join(tiers)}")
     merged = deep_merge(config.get("defaults", {}), tiers[tier] or {})
+    only = merged.pop("figures_only", None)
+    if only is not None:  # a tier that builds a few figures (e.g. the `holds` tier)
+        unknown = [name for name in only if name not in merged.get("figures", {})]
+        if unknown:
+            raise ConfigError(f"tiers.{tier}.figures_only: unknown figure(s) "
+                              f"{', '.join(unknown)}; the tier's figures are: "
+                              f"{', '.join(merged.get('figures', {}))}")
+        merged["figures"] = {k: v for k, v in merged["figures"].items() if k in only}
     merged["tier"] = tier
     merged["device"] = resolve_device(config.get("device", "cpu"))
     merged["results"] = config.get("results", "results")
