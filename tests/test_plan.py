@@ -48,7 +48,7 @@ def test_smoke_overrides_merge_into_defaults():
      r"fig2a.*K=100 must be a multiple of L=32"),
     (lambda c: c["defaults"]["stage1"].update(B=3), r"N=8.*B=3"),
     (lambda c: c["defaults"]["stage1"].update(D=64, pe="ape"), "n_heads"),
-    (lambda c: c.update(tier="huge"), r"tier='huge'.*smoke, laptop, paper"),
+    (lambda c: c.update(tier="huge"), r"tier='huge'.*smoke, laptop, holds, paper"),
     (lambda c: c["defaults"]["figures"].update(fig99={"grid": {"K": [64]}}),
      "unknown figure 'fig99'"),
     (lambda c: c["defaults"]["train"].update(eval_every=5000),
