@@ -126,13 +126,17 @@ def cmd_analyze_stage2(args) -> None:
 
 
 def cmd_regression(args) -> None:
+    import joblib
+
     from mmicl.analysis.regression import RegressionConfig, regression_tables
     from mmicl.io import read_parquet, write_parquet
 
     cfg = RegressionConfig(**_json_arg(args.settings, "--settings"))
     tables = {family: read_parquet(path) for family, path in
               (("unimodal", args.unimodal), ("multimodal", args.multimodal))}
-    write_parquet(regression_tables(tables, cfg), args.out)
+    with joblib.parallel_config(n_jobs=args.threads):  # the forests' threads; same numbers
+        result = regression_tables(tables, cfg)
+    write_parquet(result, args.out)
 
 
 def cmd_findings(args) -> None:
@@ -306,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multimodal", required=True, help="collected Stage-2 indicator table")
     p.add_argument("--settings", required=True, help="the config's regression section as JSON")
     p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1, help="threads of the random forests")
     p.set_defaults(func=cmd_regression)
 
     p = sub.add_parser("findings", help="test every finding of the paper on the tables")

@@ -70,10 +70,13 @@ rule regression:
         paths.log(RESULTS, TIER_NAME, "tables", "regression"),
     benchmark:
         paths.benchmark(RESULTS, TIER_NAME, "tables", "regression")
+    # the last job of a tier, alone: its forests use up to 4 cores (Snakemake caps threads at
+    # --cores); the numbers do not depend on the thread count
+    threads: 4
     resources:
         **job_resources("analysis"),
     conda:
         "../../envs/mmicl.yaml"
     shell:
         "python -m mmicl.cli regression --unimodal {input.unimodal} --multimodal {input.multimodal} "
-        "--settings {params.settings} --out {output} 2> {log}"
+        "--settings {params.settings} --out {output} --threads {threads} 2> {log}"

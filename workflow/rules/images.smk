@@ -54,7 +54,7 @@ for i, enc in enumerate(ENCODER_RUNS):
             paths.log(RESULTS, TIER_NAME, "encoders", f"{enc.run}_seed={enc.seed}"),
         benchmark:
             paths.benchmark(RESULTS, TIER_NAME, "encoders", f"{enc.run}_seed={enc.seed}")
-        priority: 1
+        priority: job_priority((), prerequisite=True)  # image Stage-2 runs wait for it
         threads: THREADS
         resources:
             **job_resources("train"),

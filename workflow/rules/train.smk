@@ -50,7 +50,8 @@ rule multimodal_world:
         "--out {output} 2> {log}"
 
 
-# Stage-1 cohorts holding a checkpoint some Stage-2 run starts from go first (Stage 2 waits).
+# Stage-1 cohorts holding a checkpoint some Stage-2 run starts from go first (Stage 2 waits),
+# then the longest jobs first (mmicl.plan.costs.job_priority).
 PARENT_KEYS = {p.key for p in (plan.parent(TIER, s) for s in plan.all_runs(TIER)) if p}
 
 for cohort in COHORTS:
@@ -79,7 +80,7 @@ for cohort in COHORTS:
             paths.log(RESULTS, TIER_NAME, f"stage{cohort.stage}", "cohorts", cohort.name),
         benchmark:
             paths.benchmark(RESULTS, TIER_NAME, f"stage{cohort.stage}", "cohorts", cohort.name)
-        priority: 1 if any(m.key in PARENT_KEYS for m in cohort.members) else 0
+        priority: job_priority(cohort.members, any(m.key in PARENT_KEYS for m in cohort.members))
         threads: THREADS
         resources:
             **cohort_resources(cohort),

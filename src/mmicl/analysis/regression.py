@@ -133,7 +133,7 @@ def grouped_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, trees: int, fol
     predictions = np.full(len(y), np.nan)
     scores = []
     for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(X, y, groups):
-        forest = RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=1)
+        forest = RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=None)
         forest.fit(X[train], y[train])
         predictions[test] = forest.predict(X[test])
         scores.append(float(r2_score(y[test], predictions[test])) if len(test) > 1
@@ -197,7 +197,7 @@ def family_rows(matrix: pd.DataFrame, cfg: RegressionConfig, family: str) -> lis
                      "std": float(np.nanstd(scores)), "folds": len(scores), "paper": PAPER_R2})
         rows.append({**base, "kind": "r2_pooled", "value": float(r2_score(y, pred)),
                      "paper": PAPER_R2})
-        forest = RandomForestRegressor(n_estimators=cfg.trees, random_state=cfg.seed, n_jobs=1)
+        forest = RandomForestRegressor(n_estimators=cfg.trees, random_state=cfg.seed, n_jobs=None)
         forest.fit(X, y)
         rows += [{**base, "kind": "importance", "feature": f, "value": float(v)}
                  for f, v in zip(rf_features, forest.feature_importances_)]
@@ -217,7 +217,9 @@ def regression_tables(tables: Mapping[str, pd.DataFrame], cfg: RegressionConfig)
     """Tidy results for every family: columns family, data (all | final), kind (points, runs,
     pearson, r2, r2_pooled, importance, subset_<k>, prediction), feature, value, paper (the
     paper's number where it has one), std/folds (r2), group/iteration/measured/predicted
-    (prediction rows)."""
+    (prediction rows). The forests take their thread count from joblib's context
+    (`joblib.parallel_config(n_jobs=...)`, one thread without one); the numbers do not depend
+    on it."""
     rows = []
     for family in FAMILIES:
         if family in tables:

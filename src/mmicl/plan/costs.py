@@ -24,6 +24,7 @@ PROCESS_START_S = 4.0  # python + torch import and Snakemake job overhead, per j
 GPU_STEP_S = 0.003  # [assumption] a launch-bound step of one small model on a GPU
 GPU_TFLOPS = 20.0  # [assumption] effective fp32 throughput of a stacked cohort on a GPU
 EVAL_SETS = 4
+PREREQUISITE_PRIORITY = 1_000_000  # Snakemake priority of the jobs other jobs wait for
 
 
 def decoder_params(model) -> int:
@@ -73,6 +74,15 @@ def run_cost(spec: RunSpec) -> RunCost:
     indicators_s = snapshots * SECONDS_PER_GFLOP * 2 * params * spec.eval.test_set_size * T / 1e9
     gpu_s = tr.iterations * GPU_STEP_S + evals * EVAL_SETS * GPU_STEP_S
     return RunCost(tr.iterations, train_s + eval_s + indicators_s, gpu_s)
+
+
+def job_priority(runs, prerequisite: bool = False) -> int:
+    """Snakemake priority of a training job: first the jobs others wait for (Stage-1 parents,
+    encoder pretraining), then the longest first by estimated CPU seconds, so that the end of
+    a tier is short jobs on every core rather than one long job on one (the laptop tier ended
+    with a 5-minute cohort alone when every job had the same priority)."""
+    return (PREREQUISITE_PRIORITY if prerequisite else 0) + round(
+        sum(run_cost(spec).cpu_s for spec in runs))
 
 
 def tier_cost(tier: Mapping) -> dict:
