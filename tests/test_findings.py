@@ -160,3 +160,12 @@ def test_flat_is_the_stage2_change_over_the_stage1_range(change, ratio, verdict)
     flat = out.loc["stage2_ph_flat"]
     assert flat.ours == pytest.approx(ratio) and flat.verdict == verdict
     assert flat.test == "mean <= 0.25"
+
+
+def test_every_explanation_names_a_finding():
+    ids = {f.id for f in FINDINGS}
+    assert finding_notes.EXPLAINED, "the shipped explanations are empty"
+    unknown = set(finding_notes.EXPLAINED) - ids
+    assert not unknown, f"explanations for findings that do not exist: {sorted(unknown)}"
+    for note in finding_notes.EXPLAINED.values():
+        assert note.measured and note.reason and note.holds

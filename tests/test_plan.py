@@ -183,3 +183,18 @@ def test_planning_the_workflow_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_job_priority_puts_prerequisites_first_then_the_longest_job():
+    from mmicl.plan.costs import PREREQUISITE_PRIORITY, job_priority, run_cost
+
+    t = tier("laptop")
+    short = stage1(t, K=512)
+    long = stage1(t, K=512, n_layers=4)  # the same steps, twice the layers
+    assert run_cost(long).cpu_s > 1.3 * run_cost(short).cpu_s
+    assert job_priority([long]) > job_priority([short]) > 0
+    assert job_priority([short, short]) == pytest.approx(2 * job_priority([short]), abs=1)
+    # a job others wait for beats any amount of ordinary work
+    many = [stage1(t, seed=s, K=512, n_layers=4) for s in range(20)]
+    assert job_priority([short], prerequisite=True) > job_priority(many)
+    assert job_priority((), prerequisite=True) == PREREQUISITE_PRIORITY
