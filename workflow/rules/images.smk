@@ -21,6 +21,7 @@ rule render_glyphs:
         paths.log(RESULTS, TIER_NAME, "data", "glyphs"),
     benchmark:
         paths.benchmark(RESULTS, TIER_NAME, "data", "glyphs")
+    priority: job_priority((), prerequisite=True)  # the image runs wait for it
     resources:
         **job_resources("default"),
     conda:

@@ -13,6 +13,9 @@ rule world:
         K=r"\d+",
         L=r"\d+",
         D=r"\d+",
+    # every training job waits for its worlds: Snakemake does not pass a job's priority on to
+    # what it depends on, so at priority 0 worlds would wait behind every ready training job
+    priority: job_priority((), prerequisite=True)
     resources:
         **job_resources("default"),
     conda:
@@ -40,6 +43,7 @@ rule multimodal_world:
         K2=r"\d+",
         L2=r"\d+",
         D2=r"\d+",
+    priority: job_priority((), prerequisite=True)
     resources:
         **job_resources("default"),
     conda:
