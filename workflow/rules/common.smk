@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from mmicl import paths, plan
 from mmicl.plan.costs import summary as cost_summary
-from mmicl.plan.costs import job_priority, tier_cost
+from mmicl.plan.costs import PREREQUISITE_PRIORITY, job_priority, tier_cost
 from mmicl.monitor import stale_message, stale_runs
 from mmicl.fingerprint import code_param, code_version
 from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, FINDINGS_SOURCES, SOURCES, TABLES

@@ -21,7 +21,7 @@ rule render_glyphs:
         paths.log(RESULTS, TIER_NAME, "data", "glyphs"),
     benchmark:
         paths.benchmark(RESULTS, TIER_NAME, "data", "glyphs")
-    priority: job_priority((), prerequisite=True)  # the image runs wait for it
+    priority: PREREQUISITE_PRIORITY  # the image runs wait for it
     resources:
         **job_resources("default"),
     conda:
@@ -55,7 +55,7 @@ for i, enc in enumerate(ENCODER_RUNS):
             paths.log(RESULTS, TIER_NAME, "encoders", f"{enc.run}_seed={enc.seed}"),
         benchmark:
             paths.benchmark(RESULTS, TIER_NAME, "encoders", f"{enc.run}_seed={enc.seed}")
-        priority: job_priority((), prerequisite=True)  # image Stage-2 runs wait for it
+        priority: PREREQUISITE_PRIORITY  # image Stage-2 runs wait for it
         threads: THREADS
         resources:
             **job_resources("train"),

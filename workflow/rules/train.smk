@@ -15,7 +15,7 @@ rule world:
         D=r"\d+",
     # every training job waits for its worlds: Snakemake does not pass a job's priority on to
     # what it depends on, so at priority 0 worlds would wait behind every ready training job
-    priority: job_priority((), prerequisite=True)
+    priority: PREREQUISITE_PRIORITY
     resources:
         **job_resources("default"),
     conda:
@@ -43,7 +43,7 @@ rule multimodal_world:
         K2=r"\d+",
         L2=r"\d+",
         D2=r"\d+",
-    priority: job_priority((), prerequisite=True)
+    priority: PREREQUISITE_PRIORITY
     resources:
         **job_resources("default"),
     conda:
