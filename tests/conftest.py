@@ -34,9 +34,9 @@ def _smoke_build_started(request, tmp_path_factory):
     if not any(_uses_smoke_build(i) for i in request.session.items):
         yield None
         return
-    from smoke_build import start
+    from smoke_build import Background
 
-    background = start(tmp_path_factory.mktemp("smoke_build"))
+    background = Background(tmp_path_factory.mktemp("smoke_build"))
     yield background
     background.stop()  # a session that ends early (-x, Ctrl-C) leaves no build running
 

@@ -6,7 +6,7 @@ code and config) and the Slurm comparison (test_slurm). One build instead of one
 The copy is what tests edit (a figure module, the training code), never the checkout; its
 `src/` comes first on PYTHONPATH, as the Snakefile and its jobs do.
 
-The build starts in the background when the session starts (`start`, from conftest.py) and the
+The build starts in the background when the session starts (`Background`, from conftest.py) and the
 tests that need it run last, so the unit tests use the cores the build leaves idle (process
 starts, Snakemake's scheduling) instead of waiting for it."""
 
@@ -72,7 +72,8 @@ class Build:
 
 
 class Background:
-    """The smoke tier building in a background process; `wait()` returns the Build."""
+    """Copies the repository under `base` and builds every target of the smoke tier in a
+    background process; `wait()` returns the Build."""
 
     def __init__(self, base: Path):
         self.build = Build(copy_repo(base / "repo"), base / "work")
@@ -107,13 +108,3 @@ class Background:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def start(base: Path) -> Background:
-    """Copy the repository under `base` and start building every target of the smoke tier."""
-    return Background(base)
-
-
-def build(base: Path) -> Build:
-    """Copy the repository under `base` and build every target of the smoke tier (blocking)."""
-    return start(base).wait()
