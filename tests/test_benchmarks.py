@@ -139,3 +139,42 @@ def test_rule_times_sums_the_benchmark_files_per_kind(tmp_path):
     assert "| total | 3, 17, 14 |" in table([str(tmp_path)])
     with pytest.raises(SystemExit, match="no such folder"):
         summarise(tmp_path / "missing")
+
+
+def test_rescore_reproduces_the_built_findings_and_reads_runs_at_an_earlier_step(smoke_build,
+                                                                                  tmp_path):
+    """benchmarks/rescore.py: with no step mapped it must give the findings the workflow built
+    (the same tables, context and settings); with stage2:20=10 every Stage-2 row holds the
+    run's own evaluation at step 10 (smoke: 20 Stage-2 steps, evaluated every 10)."""
+    import pandas as pd
+
+    from benchmarks.rescore import main, parse_map
+
+    results = smoke_build.work / "results" / "smoke"
+    config = str(smoke_build.repo / "config.yaml")
+    main([str(results), "--config", config, "--out", str(tmp_path / "same")])
+    built = pd.read_parquet(results / "findings.parquet").set_index("id")
+    same = pd.read_parquet(tmp_path / "same" / "findings.parquet").set_index("id")
+    pd.testing.assert_series_equal(same.verdict, built.verdict)
+    pd.testing.assert_series_equal(same.ours, built.ours)
+
+    main([str(results), "--config", config, "--out", str(tmp_path / "short"),
+          "--map", "stage2:20=10"])
+    table = pd.read_parquet(tmp_path / "short" / "tables" / "fig4a.parquet")
+    assert set(table.iteration) == {10}
+    row = table[table.split == "IC"].iloc[0]
+    curve = pd.read_parquet(results / "stage2" / row.stage1_run / row.run / f"seed={row.seed}"
+                            / "curve.parquet")
+    at10 = curve[(curve.iteration == 10) & (curve.split == "IC")]
+    assert row.accuracy == at10.accuracy.iloc[0]
+    assert len(curve.iteration.unique()) > 1 and curve.iteration.max() == 20
+    unchanged = pd.read_parquet(tmp_path / "short" / "tables" / "fig2a.parquet")
+    assert set(unchanged.iteration) == {20}  # Stage 1 not mapped
+
+    with pytest.raises(SystemExit, match="no evaluation or snapshot at step 7"):
+        main([str(results), "--config", config, "--out", str(tmp_path / "bad"),
+              "--map", "stage2:20=7"])
+    with pytest.raises(SystemExit, match="KIND must be one of"):
+        parse_map("stage3:20=10")
+    with pytest.raises(SystemExit, match="TO must be between"):
+        parse_map("stage2:20=30")

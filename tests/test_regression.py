@@ -114,6 +114,17 @@ def test_subset_search_finds_the_informative_indicators():
     assert best[0][1] > 0.8 and best[1][1] >= best[0][1] - 0.02
 
 
+def test_subset_search_scores_do_not_depend_on_the_thread_count():
+    """The candidates are scored in parallel under joblib's context (the regression rule's
+    --threads): the same subsets and the same R^2 with one thread and with two."""
+    import joblib
+
+    one = best_subsets(synthetic_matrix(), FAST)
+    with joblib.parallel_config(n_jobs=2):
+        two = best_subsets(synthetic_matrix(), FAST)
+    assert one == two
+
+
 def test_regression_tables_end_to_end():
     tables = {"unimodal": tidy(6, iterations=(0, 5, 10, 15, 20)),
               "multimodal": tidy(6, family="multimodal", iterations=(0, 5, 10, 15, 20))}

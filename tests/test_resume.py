@@ -111,6 +111,7 @@ def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_p
     cfg = base_config()
     cfg["tier"] = "smoke"
     cfg["tiers"]["smoke"]["train"].update(iterations=600, eval_every=50, checkpoint_every=50)
+    cfg["tiers"]["smoke"]["cohorts"] = {"size": 1}  # the job trains this run only
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     t = plan.tier_config(cfg)

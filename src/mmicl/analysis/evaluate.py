@@ -35,10 +35,18 @@ def slice_batch(batch, sl: slice):
                                          for f in dataclasses.fields(batch)})
 
 
+def eval_chunk(device) -> int:
+    """Sequences per evaluation forward: on a CPU 128 keep the (chunk, T, dim) activations in
+    cache (1,000 Stage-2 sequences: 57 ms in chunks of 128, 94 ms in one; the same logits,
+    sequences are independent), elsewhere large batches fill the device."""
+    return 128 if torch.device(device).type == "cpu" else 4096
+
+
 @torch.no_grad()
-def logits_of(model: torch.nn.Module, batch, chunk: int = 1024) -> torch.Tensor:
-    """Last-position logits of every sequence, in chunks to bound memory."""
+def logits_of(model: torch.nn.Module, batch, chunk: int | None = None) -> torch.Tensor:
+    """Last-position logits of every sequence, in chunks (default: `eval_chunk`)."""
     n = batch.inputs.shape[0]
+    chunk = chunk or eval_chunk(batch.inputs.device)
     return torch.cat([forward(model, slice_batch(batch, slice(i, i + chunk)))
                       for i in range(0, n, chunk)])
 

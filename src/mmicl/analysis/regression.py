@@ -120,9 +120,9 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def grouped_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, trees: int, folds: int,
-               seed: int) -> tuple[list[float], np.ndarray]:
+               seed: int, n_jobs: int | None = None) -> tuple[list[float], np.ndarray]:
     """Random-forest R^2 per fold of a GroupKFold (no group on both sides) and the pooled
-    out-of-fold predictions."""
+    out-of-fold predictions. n_jobs: the forests' threads (None: joblib's context)."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.metrics import r2_score
     from sklearn.model_selection import GroupKFold
@@ -133,7 +133,7 @@ def grouped_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, trees: int, fol
     predictions = np.full(len(y), np.nan)
     scores = []
     for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(X, y, groups):
-        forest = RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=None)
+        forest = RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=n_jobs)
         forest.fit(X[train], y[train])
         predictions[test] = forest.predict(X[test])
         scores.append(float(r2_score(y[test], predictions[test])) if len(test) > 1
@@ -141,17 +141,23 @@ def grouped_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, trees: int, fol
     return scores, predictions
 
 
-def _cv_r2(matrix, features, trees, cfg) -> float:
+def _cv_r2(matrix, features, trees, cfg, n_jobs: int | None = None) -> float:
     from sklearn.metrics import r2_score
 
     _, pred = grouped_cv(matrix[features].to_numpy(), matrix.target.to_numpy(),
-                         matrix.group.to_numpy(), trees, cfg.folds, cfg.seed)
+                         matrix.group.to_numpy(), trees, cfg.folds, cfg.seed, n_jobs)
     return float(r2_score(matrix.target, pred))
 
 
 def best_subsets(matrix: pd.DataFrame, cfg: RegressionConfig) -> list[tuple[tuple[str, ...], float]]:
     """Best subset of each size 1..max_subset by pooled out-of-fold R^2 with `search_trees`:
-    exhaustive for sizes 1 and 2, then greedy (add the best next feature to the best pair)."""
+    exhaustive for sizes 1 and 2, then greedy (add the best next feature to the best pair).
+    The candidates are scored in parallel, one single-threaded search forest each, in the
+    worker processes of joblib's context (`parallel_config(n_jobs=...)`; serial without):
+    fitting small forests is bound by the GIL, so threads do not help (measured: one core
+    busy either way), and every candidate's score is the same either way."""
+    from joblib import Parallel, delayed
+
     features = [f for f in feature_columns(matrix)
                 if not any(f.startswith(e + "_") or f == e for e in cfg.features_exclude)]
     best: list[tuple[tuple[str, ...], float]] = []
@@ -162,8 +168,10 @@ def best_subsets(matrix: pd.DataFrame, cfg: RegressionConfig) -> list[tuple[tupl
         elif size > 2:
             base = best[-1][0]
             candidates = [base + (f,) for f in features if f not in base]
-        scored = [(subset, _cv_r2(matrix, list(subset), cfg.search_trees, cfg))
-                  for subset in candidates]
+        scores = Parallel(prefer="processes")(
+            delayed(_cv_r2)(matrix, list(subset), cfg.search_trees, cfg, n_jobs=1)
+            for subset in candidates)
+        scored = list(zip(candidates, scores))
         best.append(max(scored, key=lambda item: (item[1], item[0])))
     return best
 
