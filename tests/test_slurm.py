@@ -36,6 +36,7 @@ CI_ONLY_KEYS = {
     "slurm-no-account",
     "slurm-init-seconds-before-status-checks",
     "slurm-keep-successful-logs",
+    "seconds-between-status-checks",
 }
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
 

@@ -21,8 +21,8 @@ class Explanation:
     holds: str  # where it holds and how to build that; or what was tried
 
 
-LAPTOP = ("laptop tier, commits 090a54e and f9603e6 (Stage 2 750 steps, Table 2 1,500) and "
-          "f28a3e0 (500, Table 2 750)")
+LAPTOP = ("laptop tier, commits 090a54e and f9603e6 (Stage 2 750 steps, Table 2 1,500), "
+          "f28a3e0 (500, Table 2 750) and 1d89c7f (400, Table 2 750)")
 SIDE = "laptop settings, seed 0, K2 = 32, B = 2, 1,000 Stage-2 steps (a side experiment)"
 HOLDS = ("`snakemake --config tier=holds` (config.yaml `tiers.holds`: Table 2 and the glyph "
          "appendix on the 4-layer decoder, ~20 min on 2 cores; results/holds/findings.md)")
@@ -40,16 +40,18 @@ EXPLAINED: dict[str, Explanation] = {
         LAPTOP,
         "on the paper's 5 x 5 grid at K2 = 32, B = 2 the M2-noise effect is far larger than the "
         "M1-noise effect, as in the paper, but of the opposite sign: eps2 0 -> 0.8 lowers IC by "
-        "0.07-0.13 at every eps1 after 500 steps (0.10-0.16 after 750) and raises IW (+0.02 to "
-        "+0.05; +0.14 to +0.17 after 750), while eps1 0 -> 0.8 moves IC by -0.01 to +0.05. "
+        "0.08-0.12 at every eps1 after 400 steps (0.07-0.13 after 500, 0.10-0.16 after 750) "
+        "while IW moves -0.02 to +0.01 (after 750: +0.14 to +0.17), and eps1 0 -> 0.8 moves IC "
+        "by -0.01 to +0.03. "
         "Noise on M2 blurs the M2-to-M2 match the frozen induction circuit copies from; in Chan "
-        "et al. noise helps ICL by making memorisation harder, but here IW grows with eps2.",
+        "et al. noise helps ICL by making memorisation harder, but here IC falls before IW has "
+        "grown, and IW grows with eps2 later in training.",
         "not found. Tried (" + SIDE + "): frozen decoder at lr 3e-3 (eps2 0 -> 0.8: IC 0.579 -> "
         "0.396) and 1e-3 (0.56 -> 0.47), trainable decoder at lr 1e-3 (0.324 -> 0.267)."),
     "stage2_eps2_gain": Explanation(
         LAPTOP,
         "eps2 lowers Stage-2 ICL on the paper's grid (0 -> 0.8: -0.10 IC averaged over eps1 "
-        "after 500 steps, -0.13 after 750); see the finding above.",
+        "after 400 and after 500 steps, -0.13 after 750); see the finding above.",
         "not found: the same side experiments as above all lowered IC with eps2."),
     "stage2_width_less_M2": Explanation(
         LAPTOP,
