@@ -22,7 +22,7 @@ class Explanation:
 
 
 LAPTOP = ("laptop tier, commits 090a54e and f9603e6 (Stage 2 750 steps, Table 2 1,500), "
-          "f28a3e0 (500, Table 2 750) and 1d89c7f (400, Table 2 750)")
+          "f28a3e0 (500, Table 2 750), 1d89c7f and 6e401d6 (400, Table 2 750)")
 SIDE = "laptop settings, seed 0, K2 = 32, B = 2, 1,000 Stage-2 steps (a side experiment)"
 HOLDS = ("`snakemake --config tier=holds` (config.yaml `tiers.holds`: Table 2 and the glyph "
          "appendix on the 4-layer decoder, ~20 min on 2 cores; results/holds/findings.md)")
@@ -71,9 +71,10 @@ EXPLAINED: dict[str, Explanation] = {
         "not found: the sign comes from the within-run trend, which more runs do not change."),
     "multimodal_rf_r2": Explanation(
         LAPTOP,
-        "R^2 0.892 against 0.91: the shortfall (0.018) is a seventh of the fold-to-fold "
-        "standard deviation (0.127 over 5 run-grouped folds; 0.901 on the other laptop run). "
-        "The unimodal forest, with the same features, is at 0.96.",
+        "R^2 0.905 against 0.91 (6e401d6: Stage-2 snapshots every 50 steps; 0.889 with every "
+        "25, 0.892 and 0.901 on earlier runs): the shortfall (0.005) is a twelfth of the "
+        "fold-to-fold standard deviation (0.062 over 5 run-grouped folds). The unimodal "
+        "forest, with the same features, is at 0.95-0.96.",
         "not measured: more Stage-2 runs per fold would narrow the spread; the paper's own "
         "split is not released (protocol section 6)."),
     "knockout_ih_vs_ph": Explanation(
