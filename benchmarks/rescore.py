@@ -21,13 +21,14 @@ the re-scored tables and findings under --out and prints old vs re-scored findin
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
+from mmicl import paths
 from mmicl.analysis.findings import Settings, evaluate_findings, markdown
-from mmicl.figures import FIGURE_STAGE
+from mmicl.figures import findings_context
 from mmicl.plan.config import read_config_file, tier_config
 
 KINDS = ("stage1", "stage2", "early_fusion")
@@ -52,10 +53,11 @@ def parse_map(text: str) -> tuple[str, int, int]:
 
 
 def run_dir(results: Path, row) -> Path:
+    """The run folder of a table row (paths.run_dir; `results` is results/<tier>)."""
     stage1_run = getattr(row, "stage1_run", None)
-    if isinstance(stage1_run, str):
-        return results / "stage2" / stage1_run / row.run / f"seed={row.seed}"
-    return results / "stage1" / row.run / f"seed={row.seed}"
+    spec = SimpleNamespace(stage=2 if isinstance(stage1_run, str) else 1, tier=results.name,
+                           run=row.run, stage1_run=stage1_run, seed=row.seed)
+    return Path(paths.run_dir(str(results.parent), spec))
 
 
 def row_kind(row) -> str:
@@ -132,18 +134,6 @@ def cut_dynamics(table: pd.DataFrame, maps: dict) -> pd.DataFrame:
     return table[~stage2 | (table.iteration <= new)]
 
 
-def context_of(tier: dict) -> dict:
-    """The findings' context as the workflow builds it (workflow/rules/common.smk)."""
-    def defaults(figure):
-        if FIGURE_STAGE[figure] == 2:
-            return {**tier["stage2"], **{f"stage1.{k}": v for k, v in tier["stage1"].items()}}
-        return dict(tier["stage1"])
-
-    figures = tier["figures"]
-    return json.loads(json.dumps({"figures": figures,
-                                  "defaults": {name: defaults(name) for name in figures}}))
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a finished tier's folder, e.g. results/laptop")
@@ -181,7 +171,7 @@ def main(argv=None) -> None:
     for name, rel in VLM_TABLES.items():  # Section 5 (real MLLM): read as built
         if (results / "vlm" / rel).exists():
             tables[name] = pd.read_parquet(results / "vlm" / rel)
-    findings = evaluate_findings(tables, context_of(tier), Settings(**tier["findings"]),
+    findings = evaluate_findings(tables, findings_context(tier), Settings(**tier["findings"]),
                                  tier["tier"])
     findings.to_parquet(out / "findings.parquet")
     (out / "findings.md").write_text(markdown(findings))

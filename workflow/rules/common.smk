@@ -8,12 +8,12 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from mmicl import paths, plan
+from mmicl import figures, paths, plan
 from mmicl.plan.costs import summary as cost_summary
 from mmicl.plan.costs import PREREQUISITE_PRIORITY, job_priority, tier_cost
 from mmicl.monitor import stale_message, stale_runs
 from mmicl.fingerprint import code_param, code_version
-from mmicl.figures import CAPTIONS, FIGURE_STAGE, FIGURES, FINDINGS_SOURCES, SOURCES, TABLES
+from mmicl.figures import CAPTIONS, FIGURES, FINDINGS_SOURCES, SOURCES, TABLES
 from mmicl.specs import WorldKey, resolve
 from mmicl.plan import images as plan_images
 from mmicl.specs.images import image_keys
@@ -148,11 +148,7 @@ def figure_inputs(figure):
 
 
 def figure_defaults(figure):
-    """The defaults a figure's rows are selected against (Stage-2 figures see Stage-1
-    defaults as stage1.<key>)."""
-    if FIGURE_STAGE[figure] == 2:
-        return {**TIER["stage2"], **{f"stage1.{k}": v for k, v in TIER["stage1"].items()}}
-    return dict(TIER["stage1"])
+    return figures.figure_defaults(TIER, figure)
 
 
 def figure_context(figure):
@@ -179,9 +175,7 @@ def findings_tables(wildcards=None):
 
 
 def findings_context():
-    figures = TIER["figures"]
-    return quoted_json({"figures": figures,
-                        "defaults": {name: figure_defaults(name) for name in figures}})
+    return quoted_json(figures.findings_context(TIER))
 
 
 def figure_outputs(name):

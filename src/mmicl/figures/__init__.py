@@ -38,6 +38,20 @@ VLM_FIGURES = ("fig7", "table3", "fig8")
 VLM_TABLES = ("table3",)
 VLM_SOURCES = {"fig7": ("heads_mllm", "heads_llm"), "table3": ("knockout",), "fig8": ("lora",)}
 
+def figure_defaults(tier: dict, figure: str) -> dict:
+    """The defaults a figure's rows are selected against (Stage-2 figures see the Stage-1
+    defaults as stage1.<key>)."""
+    if FIGURE_STAGE[figure] == 2:
+        return {**tier["stage2"], **{f"stage1.{k}": v for k, v in tier["stage1"].items()}}
+    return dict(tier["stage1"])
+
+
+def findings_context(tier: dict) -> dict:
+    """What the findings check reads besides the tables: every figure's sweep and defaults."""
+    figures = tier["figures"]
+    return {"figures": figures,
+            "defaults": {name: figure_defaults(tier, name) for name in figures}}
+
 
 # The tables the findings check reads (mmicl.analysis.findings.SOURCES; kept here so the
 # workflow plans jobs without importing matplotlib; a test keeps the two equal).
