@@ -103,23 +103,26 @@ class Curves:
 
 def rescore_table(name: str, table: pd.DataFrame, results: Path, maps: dict, curves: Curves
                   ) -> tuple[pd.DataFrame, int]:
-    """The table with every mapped run's rows read at the new step; (table, rows changed)."""
+    """The table with every mapped run's rows read at the new step; (table, rows changed).
+    A mapped run's training-accuracy rows (split `train`, the mean since the last evaluation)
+    are dropped: between evaluations there is none to read, and no finding reads them."""
     if name in NOT_RESCORED or not {"run", "seed", "split", "accuracy", "iteration"} <= set(table):
         return table, 0
     table = table.copy()
-    changed = 0
+    changed, dropped = 0, []
     for i, row in enumerate(table.itertuples(index=False)):
-        if row.split not in SPLITS:
-            continue
         new = maps.get((row_kind(row), int(row.iteration)))
         if new is None:
+            continue
+        if row.split not in SPLITS:
+            dropped.append(i)
             continue
         acc, loss = curves.at(run_dir(results, row), row.split, new)
         table.iloc[i, table.columns.get_loc("accuracy")] = acc
         table.iloc[i, table.columns.get_loc("loss")] = loss
         table.iloc[i, table.columns.get_loc("iteration")] = new
         changed += 1
-    return table, changed
+    return table.drop(index=table.index[dropped]), changed
 
 
 def cut_dynamics(table: pd.DataFrame, maps: dict) -> pd.DataFrame:

@@ -161,7 +161,8 @@ def test_rescore_reproduces_the_built_findings_and_reads_runs_at_an_earlier_step
     main([str(results), "--config", config, "--out", str(tmp_path / "short"),
           "--map", "stage2:20=10"])
     table = pd.read_parquet(tmp_path / "short" / "tables" / "fig4a.parquet")
-    assert set(table.iteration) == {10}
+    assert set(table.iteration) == {10}  # the mapped runs' train-accuracy rows are dropped
+    assert set(table.split) == {"Test", "IC", "IC2", "IW"}
     row = table[table.split == "IC"].iloc[0]
     curve = pd.read_parquet(results / "stage2" / row.stage1_run / row.run / f"seed={row.seed}"
                             / "curve.parquet")
