@@ -38,6 +38,7 @@ VLM_FIGURES = ("fig7", "table3", "fig8")
 VLM_TABLES = ("table3",)
 VLM_SOURCES = {"fig7": ("heads_mllm", "heads_llm"), "table3": ("knockout",), "fig8": ("lora",)}
 
+
 def figure_defaults(tier: dict, figure: str) -> dict:
     """The defaults a figure's rows are selected against (Stage-2 figures see the Stage-1
     defaults as stage1.<key>)."""
