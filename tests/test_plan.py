@@ -3,6 +3,7 @@ needs, and cohorts that keep a targeted rebuild targeted."""
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -183,6 +184,22 @@ def test_planning_the_workflow_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_table_figure_and_findings_jobs_do_not_import_torch():
+    # A third of a tier's jobs only read tables and draw (collect, figures, findings); torch's
+    # import (~1.2 s of CPU each, on 2 cores) is paid by the jobs that train or analyse models.
+    code = (
+        "import sys\n"
+        "from mmicl.cli import cmd_collect, cmd_figure, cmd_findings\n"
+        "import mmicl.analysis.tables, mmicl.analysis.findings, mmicl.figures.common\n"
+        "from mmicl.figures import FIGURES, figure_module\n"
+        "[figure_module(name) for name in FIGURES]\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert out.stdout.strip() == "False", "a table, figure or findings job imports torch"
 
 
 def test_job_priority_puts_prerequisites_first_then_the_longest_job():

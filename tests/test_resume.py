@@ -20,8 +20,8 @@ from mmicl.train.cohort import Entry
 from mmicl.train.outputs import Snapshots
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = {"batch_size": 16, "iterations": 400, "eval_every": 20, "checkpoint_every": 40,
-         "snapshot_every": 100}
+TRAIN = {"batch_size": 16, "iterations": 200, "eval_every": 20, "checkpoint_every": 20,
+         "snapshot_every": 50}
 
 
 def _entry(tmp_path, out_dir, **train):
@@ -58,7 +58,7 @@ def test_sigkill_and_rerun_equals_uninterrupted(tmp_path):
     subprocess.run(_train_cmd(_entry(tmp_path, reference_dir)), check=True, env=env)
 
     proc = subprocess.Popen(_train_cmd(_entry(tmp_path, killed_dir)), env=env)
-    _wait_for_checkpoint(paths.resume_checkpoint(killed_dir), proc, min_step=120)
+    _wait_for_checkpoint(paths.resume_checkpoint(killed_dir), proc, min_step=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed_dir / "model.pt").exists()  # nothing that looks complete
@@ -73,7 +73,7 @@ def test_sigkill_and_rerun_equals_uninterrupted(tmp_path):
     # weight snapshots taken before the kill survive in resume.pt and end up identical too
     snaps_a = Snapshots.load(reference_dir / "snapshots.pt")
     snaps_b = Snapshots.load(killed_dir / "snapshots.pt")
-    assert snaps_a.iterations == snaps_b.iterations == [0, 100, 200, 300, 400]
+    assert snaps_a.iterations == snaps_b.iterations == [0, 50, 100, 150, 200]
     for it in snaps_a.iterations:
         sa, sb = snaps_a.state(it), snaps_b.state(it)
         assert all(torch.equal(sa[k], sb[k]) for k in sa), it
@@ -110,7 +110,7 @@ def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_p
 
     cfg = base_config()
     cfg["tier"] = "smoke"
-    cfg["tiers"]["smoke"]["train"].update(iterations=600, eval_every=50, checkpoint_every=50)
+    cfg["tiers"]["smoke"]["train"].update(iterations=300, eval_every=50, checkpoint_every=50)
     cfg["tiers"]["smoke"]["cohorts"] = {"size": 1}  # the job trains this run only
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
@@ -145,4 +145,4 @@ def test_snakemake_job_killed_midway_leaves_no_complete_output_and_resumes(tmp_p
     log = (tmp_path / paths.log("results", "smoke", "stage1", "cohorts", cohort.name)).read_text()
     assert re.search(rf"resuming .*{re.escape(run)}.* from step {step}\b", log), log[-2000:]
     curve = pd.read_parquet(run_dir / "curve.parquet")
-    assert curve.iteration.max() == 600
+    assert curve.iteration.max() == 300

@@ -7,10 +7,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -47,10 +49,14 @@ def write_json(obj: Any, path: str | Path) -> Path:
 
 
 def save_torch(obj: Any, path: str | Path) -> Path:
+    import torch  # here, not above: table and figure jobs never pay torch's import (~1.2 s)
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    import torch
+
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

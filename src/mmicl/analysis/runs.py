@@ -15,6 +15,7 @@ import torch
 from mmicl import io
 from mmicl.analysis.ours import DecoderAdapter
 from mmicl.specs import RunSpec, resolve
+from mmicl.specs.run import read_spec
 
 
 @dataclass
@@ -35,15 +36,6 @@ class TrainedRun:
 
     def curve(self) -> pd.DataFrame:
         return io.read_parquet(self.run_dir / "curve.parquet")
-
-
-def read_spec(run_dir: str | Path) -> RunSpec:
-    path = Path(run_dir) / "config.json"
-    try:
-        data = io.read_json(path)["spec"]
-    except (FileNotFoundError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: missing or unreadable run config ({exc!r})") from None
-    return RunSpec.from_dict(data, str(path))
 
 
 def build_model(spec: RunSpec) -> torch.nn.Module:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from mmicl import io
-from mmicl.analysis.runs import read_spec
 from mmicl.specs import content_dim
+from mmicl.specs.run import read_spec
 
 
 def run_columns(run_dir: str | Path) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from mmicl.specs.train import EvalConfig, TrainConfig, from_mapping
@@ -155,3 +156,15 @@ class RunSpec:
         data = self.to_dict()
         del data["tier"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_spec(run_dir: str | Path) -> RunSpec:
+    """The spec a run wrote beside its outputs (`<run_dir>/config.json`), checked."""
+    from mmicl import io
+
+    path = Path(run_dir) / "config.json"
+    try:
+        data = io.read_json(path)["spec"]
+    except (FileNotFoundError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: missing or unreadable run config ({exc!r})") from None
+    return RunSpec.from_dict(data, str(path))
