@@ -2,10 +2,11 @@
 session starts (conftest.py), beside the smoke build and the unit tests; the tests that check
 them run last.
 
-Most of a run on the test cluster is waiting: the slurm executor plugin checks job states 1 s
-after a submission, then 10 s later for every check that saw no job finish (its back-off, which
-`seconds-between-status-checks` does not shorten), so each level of the job chain costs about
-12 s however short its jobs. Run in the foreground, those waits were ~3 of CI's 15 minutes.
+Most of a run on the test cluster is waiting: the slurm executor plugin (2.8) checks job states
+1 s after a check that saw a job finish and waits 10 s longer after each check that saw none (a
+back-off that `seconds-between-status-checks` does not shorten), so each level of the job chain
+costs about 12 s however short its jobs. In the foreground, the Slurm tests took 349 s of an
+891 s test session (benchmarks/README.md, "CI").
 
 - `EndToEnd`: smoke-tier figures through the Slurm executor, from an empty folder.
 - `Preemption`: a Stage-1 run trained locally and uninterrupted (the reference), then the same

@@ -31,7 +31,6 @@ CI_ONLY_KEYS = {
     "slurm-no-account",
     "slurm-init-seconds-before-status-checks",
     "slurm-keep-successful-logs",
-    "seconds-between-status-checks",
 }
 
 
