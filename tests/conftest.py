@@ -20,7 +20,6 @@ def gen():
 # Session-long work started in the background at the start of the session, if a selected test
 # needs it; the tests that need it run last (in their order), so the rest run meanwhile.
 BACKGROUND = ("smoke_build", "slurm_end_to_end", "slurm_preemption")
-FOREGROUND_NICENESS = 5
 
 
 def _uses(item, names=BACKGROUND) -> bool:
@@ -60,20 +59,6 @@ def _slurm_runs_started(request, tmp_path_factory):
     yield started
     for run in started.values():
         run.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _background_first(_smoke_build_started, _slurm_runs_started):
-    """Once the background work has started, the tests yield the CPU to it: it is the session's
-    critical path (the tests that read it run last), while the unit tests can fill the gaps a
-    Snakemake run leaves. Linux niceness is per thread, and the background's processes and
-    threads were started before this, so only this thread and what it starts later are lowered."""
-    if _smoke_build_started is not None or _slurm_runs_started:
-        try:
-            os.nice(FOREGROUND_NICENESS)
-        except OSError:
-            pass
-    yield
 
 
 @pytest.fixture(scope="session")
