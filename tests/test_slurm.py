@@ -18,13 +18,13 @@ import yaml
 
 from helpers import assert_same_outputs
 from mmicl import paths, plan
-from slurm_runs import PREEMPT_TRAIN, SLURM_TARGETS, slurm_ids, tail, train_ids, usable_node
+from slurm_runs import (CI_PROFILE, PREEMPT_TRAIN, SLURM_TARGETS, slurm_ids, tail, train_ids,
+                        usable_node)
 
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_PROFILE = ROOT / "slurm" / "config.yaml"
-CI_PROFILE = ROOT / ".ci" / "slurm-profile"
 # Keys the CI profile adds to the user-facing one (tests/test_slurm.py keeps the rest equal).
 CI_ONLY_KEYS = {
     "slurm-status-command",
