@@ -28,14 +28,12 @@ import pandas as pd
 
 from mmicl import paths
 from mmicl.analysis.findings import Settings, evaluate_findings, markdown
-from mmicl.figures import findings_context
+from mmicl.figures import VLM_FINDINGS_FILES, findings_context
 from mmicl.plan.config import read_config_file, tier_config
 
 KINDS = ("stage1", "stage2", "early_fusion")
 NOT_RESCORED = ("table2", "regression")
 SPLITS = ("Test", "IC", "IC2", "IW")
-VLM_TABLES = {"vlm_overlap": "overlap.parquet", "vlm_knockout": "knockout.parquet",
-              "vlm_lora": "lora/lora.parquet"}  # as workflow/rules/vlm_common.smk names them
 
 
 def parse_map(text: str) -> tuple[str, int, int]:
@@ -171,7 +169,7 @@ def main(argv=None) -> None:
         tables[name] = table
         changed[name] = n
         table.to_parquet(out / "tables" / path.name)
-    for name, rel in VLM_TABLES.items():  # Section 5 (real MLLM): read as built
+    for name, rel in VLM_FINDINGS_FILES.items():  # Section 5 (real MLLM): read as built
         if (results / "vlm" / rel).exists():
             tables[name] = pd.read_parquet(results / "vlm" / rel)
     findings = evaluate_findings(tables, findings_context(tier), Settings(**tier["findings"]),

@@ -1,5 +1,5 @@
 # Section 5 (workflow/rules/vlm.smk): the plan, paths and helpers its rules use.
-from mmicl.figures import VLM_FIGURES, VLM_SOURCES, VLM_TABLES
+from mmicl.figures import VLM_FIGURES, VLM_FINDINGS_FILES, VLM_SOURCES, VLM_TABLES
 from mmicl.vlm.plan import skip_line, vlm_plan
 
 VLM = vlm_plan(config, TIER_NAME, RESULTS)
@@ -26,8 +26,7 @@ def vlm_findings_tables():
     """The Section-5 tables the findings read (none when Section 5 is skipped)."""
     if not VLM["enabled"]:
         return {}
-    return {"vlm_overlap": vlm_file("overlap.parquet"), "vlm_knockout": VLM_TABLE_FILES["knockout"],
-            "vlm_lora": VLM_TABLE_FILES["lora"]}
+    return {name: vlm_file(rel) for name, rel in VLM_FINDINGS_FILES.items()}
 
 
 def vlm_figure_outputs(name):

@@ -37,6 +37,10 @@ FIGURE_STAGE = ({name: 1 for name in STAGE1_FIGURES} | {name: 2 for name in STAG
 VLM_FIGURES = ("fig7", "table3", "fig8")
 VLM_TABLES = ("table3",)
 VLM_SOURCES = {"fig7": ("heads_mllm", "heads_llm"), "table3": ("knockout",), "fig8": ("lora",)}
+# The Section-5 tables the findings check reads, by file under the tier's VLM folder (the
+# workflow's vlm_common.smk and benchmarks/rescore.py both read these).
+VLM_FINDINGS_FILES = {"vlm_overlap": "overlap.parquet", "vlm_knockout": "knockout.parquet",
+                      "vlm_lora": "lora/lora.parquet"}
 
 
 def figure_defaults(tier: dict, figure: str) -> dict:
